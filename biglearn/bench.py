@@ -1,0 +1,159 @@
+"""Training and inference benchmark: `python -m biglearn.bench --dataset celeba --preset paper --device cuda`.
+
+Prints img/s and ms/iteration of the configured training step (bf16 + torch.compile on CUDA by default) and of
+a plain eager fp32 reference step in the same run, the speed-up, FLOPs per image (counted by PyTorch's
+FlopCounterMode on one eager step, R1 included), MFU against a bf16 matmul peak measured in the same run, peak
+memory, and CPU inference latency for 1 and 10 completions. Data are random uint8 images: no dataset needed.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from biglearn.config import TrainConfig, apply_overrides, preset
+from biglearn.inference import Completer
+from biglearn.nn.generator import Generator
+from biglearn.step import TrainStep
+from biglearn.trainer import build_networks
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_matmul_peak(device: torch.device, size: int = 8192, reps: int = 10) -> float:
+    """bf16 matmul TFLOP/s on this device (the MFU denominator)."""
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    _sync(device)
+    return 2 * size ** 3 * reps / (time.perf_counter() - start) / 1e12
+
+
+def time_training(cfg: TrainConfig, device: torch.device, warmup: int, iters: int) -> dict:
+    torch.manual_seed(0)
+    nets = build_networks(cfg, device, distributed=False)
+    step = TrainStep(nets, cfg, device)
+    data = torch.randint(0, 256, (cfg.batch * 4, cfg.model.channels, cfg.model.image_size, cfg.model.image_size),
+                         dtype=torch.uint8, device=device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    compile_start = time.perf_counter()
+    for i in range(warmup):
+        step(data[torch.randint(len(data), (cfg.batch,), device=device)], i, 1.0, 0.999)
+    _sync(device)
+    warmup_s = time.perf_counter() - compile_start
+    start = time.perf_counter()
+    for i in range(iters):
+        losses = step(data[torch.randint(len(data), (cfg.batch,), device=device)], warmup + i, 1.0, 0.999)
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    result = {"img_per_s": cfg.batch * iters / elapsed, "ms_per_iter": 1000 * elapsed / iters,
+              "warmup_s": warmup_s, "finite": bool(torch.isfinite(losses).all())}
+    if device.type == "cuda":
+        result["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return result
+
+
+def count_flops_per_image(cfg: TrainConfig, device: torch.device, batch: int = 8) -> float:
+    small = dataclasses.replace(cfg, batch=batch, compile=False, precision="fp32")
+    nets = build_networks(small, device, distributed=False)
+    step = TrainStep(nets, small, device)
+    data = torch.randint(0, 256, (batch, cfg.model.channels, cfg.model.image_size, cfg.model.image_size),
+                         dtype=torch.uint8, device=device)
+    with FlopCounterMode(display=False) as counter:
+        step(data, 0, 1.0, 0.999)
+    return counter.get_total_flops() / batch
+
+
+def inference_latency(cfg: TrainConfig, reps: int = 5) -> dict:
+    torch.manual_seed(0)
+    completer = Completer(Generator(cfg.model), torch.device("cpu"))
+    size, ch = cfg.model.image_size, cfg.model.channels
+    result = {}
+    for n in (1, 10):
+        images = torch.rand(n, ch, size, size)
+        mask = completer.random_mask(0.5, batch=n, seed=0)
+        completer.complete(images, mask, seed=0)
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            completer.complete(images, mask, seed=0)
+            times.append(time.perf_counter() - start)
+        result[f"cpu_ms_{n}"] = 1000 * sorted(times)[len(times) // 2]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=["mnist", "celeba"], default="celeba")
+    parser.add_argument("--preset", default="paper")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], help="default: bf16 on CUDA, fp32 on CPU")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, help="default: on for CUDA")
+    parser.add_argument("--no-reference", action="store_true", help="skip the eager fp32 reference step")
+    parser.add_argument("--no-inference", action="store_true", help="skip the CPU inference latency")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    cfg = apply_overrides(preset(args.dataset, args.preset), args.set)
+    if args.batch:
+        cfg.batch = args.batch
+    fast = dataclasses.replace(cfg, precision=args.precision or ("bf16" if cuda else "fp32"),
+                               compile=cuda if args.compile is None else args.compile)
+    report = {"dataset": args.dataset, "preset": args.preset, "batch": cfg.batch, "device": str(device),
+              "device_name": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": torch.__version__,
+              "precision": fast.precision, "compile": fast.compile}
+    report["flops_per_image"] = count_flops_per_image(cfg, device)
+    if not args.no_reference:  # first, so a run cut short by a time limit still has the baseline
+        if cuda:  # the reference is plain fp32: no TF32 either
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        eager = dataclasses.replace(cfg, precision="fp32", compile=False)
+        report["eager_fp32"] = time_training(eager, device, 2, max(args.iters // 2, 3))
+        print("eager fp32 reference:", json.dumps(report["eager_fp32"]), flush=True)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    report["fast"] = time_training(fast, device, args.warmup, args.iters)
+    if "eager_fp32" in report:
+        report["speedup"] = report["fast"]["img_per_s"] / report["eager_fp32"]["img_per_s"]
+    if cuda:
+        report["peak_bf16_tflops"] = measure_matmul_peak(device)
+        achieved = report["fast"]["img_per_s"] * report["flops_per_image"] / 1e12
+        report["achieved_tflops"] = achieved
+        report["mfu"] = achieved / report["peak_bf16_tflops"]
+    if not args.no_inference:
+        report.update(inference_latency(cfg))
+    print(json.dumps(report, indent=2))
+    f, line = report["fast"], f"{args.dataset}/{args.preset} batch {cfg.batch} on {report['device_name']}: "
+    line += f"{f['img_per_s']:.1f} img/s ({f['ms_per_iter']:.1f} ms/iter, {fast.precision}, compile={fast.compile})"
+    if "speedup" in report:
+        line += f"; eager fp32 {report['eager_fp32']['img_per_s']:.1f} img/s; speed-up {report['speedup']:.2f}x"
+    if "mfu" in report:
+        line += f"; {report['flops_per_image'] / 1e9:.1f} GFLOP/img, MFU {100 * report['mfu']:.1f}%"
+    print(line)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Checkpoint I/O without pickled objects.
+
+Training state: a plain dict of tensors, numbers and strings, written atomically (temp file + rename) and read
+with `torch.load(weights_only=True)`. Sampling checkpoint: a folder with `model.safetensors` (G_ema weights)
+and `config.json` (the ModelConfig plus provenance).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from biglearn.config import ModelConfig
+
+FORMAT_VERSION = 1
+CHECKPOINT_PATTERN = re.compile(r"checkpoint-(\d+)\.pt$")
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or built for another model."""
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), then rename over `path`: a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return run_dir / f"checkpoint-{step:08d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    found = [p for p in Path(run_dir).glob("checkpoint-*.pt") if CHECKPOINT_PATTERN.search(p.name)]
+    return sorted(found, key=lambda p: int(CHECKPOINT_PATTERN.search(p.name).group(1)))
+
+
+def save_training_state(path: Path, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda tmp: torch.save({**state, "format_version": FORMAT_VERSION}, tmp))
+
+
+def load_training_state(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except Exception as exc:
+        raise CheckpointError(f"cannot read training checkpoint {path}: {exc}") from exc
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+
+
+def check_model_config(found: dict[str, Any], expected: ModelConfig, source: str) -> None:
+    differences = {k: (found.get(k), v) for k, v in dataclasses.asdict(expected).items() if found.get(k) != v}
+    if differences:
+        shown = ", ".join(f"{k}: checkpoint {a!r} vs requested {b!r}" for k, (a, b) in sorted(differences.items()))
+        raise CheckpointError(f"{source} was trained for another model ({shown}); "
+                              "pick the matching --preset or start a new --out")
+
+
+def export_sampling_checkpoint(folder: Path, generator: torch.nn.Module, cfg: ModelConfig,
+                               info: dict[str, Any] | None = None, dtype: torch.dtype = torch.float32) -> None:
+    """Write G_ema weights as safetensors plus config.json (atomically, weights first)."""
+    folder = Path(folder)
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in generator.state_dict().items()}
+    atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+    meta = {"format_version": FORMAT_VERSION, "model": dataclasses.asdict(cfg), **(info or {})}
+    atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+
+
+def read_sampling_checkpoint(folder: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    folder = Path(folder)
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    if not config_path.exists() or not weights_path.exists():
+        raise CheckpointError(f"{folder} is not a sampling checkpoint (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+    try:
+        meta = json.loads(config_path.read_text())
+        cfg = ModelConfig(**meta["model"])
+        cfg.validate()
+    except Exception as exc:
+        raise CheckpointError(f"cannot read {config_path}: {exc}") from exc
+    try:
+        weights = load_file(weights_path)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read {weights_path}: {exc}") from exc
+    return cfg, weights, meta

@@ -1,0 +1,221 @@
+"""One config object per run: a named preset (Table 3 of the paper, or a smaller demo), then CLI overrides.
+
+`TrainConfig` nests a `ModelConfig`; the model config alone travels with exported sampling checkpoints.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    dataset: str = "mnist"           # "mnist" (1 channel) or "celeba" (3 channels); decides the data pipeline
+    image_size: int = 64
+    channels: int = 1
+    patch_size: int = 8
+    enc_depth: int = 6
+    enc_heads: int = 8
+    enc_dim: int = 256
+    dec_depth: int = 6
+    dec_heads: int = 8
+    dec_dim: int = 512
+    d_depth: int = 6
+    d_heads: int = 8
+    d_dim: int = 256
+    mlp_ratio: float = 4.0
+    z_dim: int = 128                 # global noise z ~ N(0, I)
+    noise_width: int = 256           # width of the 8-layer noise MLP
+    noise_layers: int = 8
+    noise_dim: int = 32              # per-patch noise embedding size (L x noise_dim comes from one linear layer)
+    # Kaiming-initialised mapping and unit-RMS noise embeddings. Off reproduces the first shipped checkpoints, whose
+    # xavier-initialised 8-layer mapping shrank z's influence ~100x and collapsed joint samples to one image.
+    noise_norm: bool = False
+    head_channels: int = 32          # hidden channels of the 3-layer conv head
+    d_overlap: int = 2               # discriminator patches overlap their neighbours by this many pixels per side
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid ** 2
+
+    def validate(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        for name in ("enc", "dec", "d"):
+            dim, heads = getattr(self, f"{name}_dim"), getattr(self, f"{name}_heads")
+            if dim % heads:
+                raise ValueError(f"{name}_dim {dim} is not divisible by {name}_heads {heads}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    preset: str = "paper"
+    batch: int = 256                 # global batch over all processes
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.1, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    warmup_epochs: float = 0.0       # linear lr warm-up, in epochs of the training set
+    grad_clip: float = 0.0           # max grad norm; 0 disables clipping
+    r1_gamma: float = 10.0           # lambda of Table 3; penalty = gamma / 2 * E ||grad_x f(x)||^2 on real data
+    r1_every: int = 1                # lazy R1: every k steps, scaled by k (StyleGAN2); 1 = every step (paper)
+    ema_kimg: float = 10.0           # half-life of the G EMA in thousands of images
+    ema_rampup: float = 0.05         # EMA half-life <= rampup * images seen, so early samples are not stale
+    source_beta: tuple[float, float] = (0.5, 3.0)   # |S1| / L
+    target_beta: tuple[float, float] = (3.0, 0.5)   # |T1| / |L \ S1|
+    comm_beta: tuple[float, float] = (0.5, 3.0)     # |S2| / |S1 u T1|
+    raster_prob: float = 0.25        # share of samples whose S is an initial (raster-order) portion, not random
+    xflip: bool = False              # horizontal flips of real images (faces)
+    diffaug: bool = False            # differentiable translation augmentation on D inputs (beyond the paper)
+    kimg: float = 1000.0
+    tick_kimg: float = 4.0           # status line + stats every tick
+    snap_ticks: int = 5              # checkpoint + sample sheets every snap_ticks ticks
+    keep_checkpoints: int = 2
+    precision: str = "fp32"          # "fp32" or "bf16"
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"
+    data: str = ""
+    out: str = "runs/run"
+    resume: str = ""
+    download: bool = False
+    max_minutes: float = 0.0         # stop (with a checkpoint) after this wall time; 0 = no limit
+    limit_images: int = 0            # use only the first N training images (tests, tiny runs); 0 = all
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        data = dict(data)
+        model = ModelConfig(**data.pop("model"))
+        for key in ("betas", "source_beta", "target_beta", "comm_beta"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(model=model, **data)
+
+
+def _paper_mnist() -> TrainConfig:
+    return TrainConfig(model=ModelConfig(dataset="mnist", image_size=64, channels=1, patch_size=8, noise_norm=True),
+                       preset="paper", batch=256)
+
+
+def _paper_celeba() -> TrainConfig:
+    # The CelebA-only tricks of App. D: 10-epoch warm-up, clipping at 5, AdamW eps 1e-5, overlapping D patches.
+    return TrainConfig(model=ModelConfig(dataset="celeba", image_size=120, channels=3, patch_size=10, noise_norm=True),
+                       preset="paper", batch=128, eps=1e-5, warmup_epochs=10.0, grad_clip=5.0, xflip=True)
+
+
+def _demo_mnist() -> TrainConfig:
+    model = ModelConfig(dataset="mnist", image_size=32, channels=1, patch_size=4,
+                        enc_depth=4, enc_heads=4, enc_dim=192, dec_depth=4, dec_heads=4, dec_dim=256,
+                        d_depth=4, d_heads=4, d_dim=192, z_dim=64, noise_width=192, noise_dim=16,
+                        head_channels=32, noise_norm=True)
+    return TrainConfig(model=model, preset="demo", batch=256, grad_clip=5.0, tick_kimg=8.0)
+
+
+def _demo_celeba() -> TrainConfig:
+    model = ModelConfig(dataset="celeba", image_size=64, channels=3, patch_size=8,
+                        enc_depth=4, enc_heads=8, enc_dim=256, dec_depth=4, dec_heads=8, dec_dim=256,
+                        d_depth=4, d_heads=8, d_dim=256, z_dim=128, noise_width=256, noise_dim=32,
+                        head_channels=48, noise_norm=True)
+    return TrainConfig(model=model, preset="demo", batch=256, eps=1e-5, warmup_epochs=10.0, grad_clip=5.0,
+                       xflip=True, diffaug=True, tick_kimg=8.0)
+
+
+def _tiny(dataset: str) -> TrainConfig:
+    """A model small enough to train for a few seconds in tests."""
+    channels = 1 if dataset == "mnist" else 3
+    model = ModelConfig(dataset=dataset, image_size=16, channels=channels, patch_size=4,
+                        enc_depth=1, enc_heads=2, enc_dim=32, dec_depth=1, dec_heads=2, dec_dim=32,
+                        d_depth=1, d_heads=2, d_dim=32, z_dim=16, noise_width=32, noise_layers=2,
+                        noise_dim=8, head_channels=8, noise_norm=True)
+    return TrainConfig(model=model, preset="tiny", batch=8, kimg=0.032, tick_kimg=0.016, snap_ticks=1)
+
+
+PRESETS = {
+    ("mnist", "paper"): _paper_mnist,
+    ("celeba", "paper"): _paper_celeba,
+    ("mnist", "demo"): _demo_mnist,
+    ("celeba", "demo"): _demo_celeba,
+    ("mnist", "tiny"): lambda: _tiny("mnist"),
+    ("celeba", "tiny"): lambda: _tiny("celeba"),
+}
+
+
+def preset(dataset: str, name: str) -> TrainConfig:
+    try:
+        return PRESETS[(dataset, name)]()
+    except KeyError:
+        names = sorted(n for d, n in PRESETS if d == dataset)
+        raise ValueError(f"unknown preset {name!r} for {dataset}; choose one of {names}") from None
+
+
+def _parse_value(text: str, like: Any) -> Any:
+    if isinstance(like, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got {text!r}")
+    if isinstance(like, tuple):
+        return tuple(float(v) for v in text.split(","))
+    return type(like)(text)
+
+
+def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """Apply `key=value` overrides; model fields may be named bare (`dec_dim=384`) or as `model.dec_dim=384`."""
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        key, text = item.split("=", 1)
+        key = key.removeprefix("model.").replace("-", "_")
+        target = cfg.model if key in model_fields else cfg if key in train_fields else None
+        if target is None:
+            raise ValueError(f"unknown config key {key!r}")
+        setattr(target, key, _parse_value(text, getattr(target, key)))
+    cfg.model.validate()
+    return cfg
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="demo", help="paper (Table 3), demo (shipped checkpoints) or tiny (tests)")
+    parser.add_argument("--data", help="dataset path (see README)")
+    parser.add_argument("--out", help="run directory")
+    parser.add_argument("--resume", help="'auto' (newest checkpoint in --out) or a checkpoint path")
+    parser.add_argument("--kimg", type=float, help="training length in thousands of images seen")
+    parser.add_argument("--batch", type=int, help="global batch size")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--precision", choices=["fp32", "bf16"])
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--max-minutes", type=float, dest="max_minutes", help="stop with a checkpoint after this")
+    parser.add_argument("--download", action="store_true", help="allow downloading the dataset (never by default)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config value, e.g. --set dec_dim=384 --set lr=2e-4")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config as JSON and exit")
+
+
+def config_from_args(dataset: str, args: argparse.Namespace) -> TrainConfig:
+    cfg = preset(dataset, args.preset)
+    for name in ("data", "out", "resume", "kimg", "batch", "device", "precision", "compile", "seed", "max_minutes"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(cfg, name, value)
+    if args.download:
+        cfg.download = True
+    if args.out is None:
+        cfg.out = f"runs/{dataset}-{cfg.preset}"
+    return apply_overrides(cfg, args.set)

@@ -1,0 +1,119 @@
+"""The inference API used by the app, the evaluator and the trainer's sample sheets.
+
+    completer = Completer.from_pretrained("mnist")           # a name under checkpoints/, or a folder path
+    mask = completer.random_mask(0.5, seed=0)                 # or raster_mask(r), mask_from_grid(grid)
+    out = completer.complete(images, mask, seed=1)            # [B, C, H, W] in [0, 1]; S patches exact
+
+An empty mask gives joint samples p(x); a full mask has nothing to generate and returns the input.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from biglearn.checkpoint import CheckpointError, read_sampling_checkpoint
+from biglearn.config import ModelConfig
+from biglearn.nn.generator import Generator
+from biglearn.patches import mask_from_grid, pixel_mask, random_mask, raster_mask
+
+REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINT_DIR_ENV = "BIGLEARN_CHECKPOINTS"
+
+
+def resolve_device(name: str | None = "auto") -> torch.device:
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """A folder path, else a name under ./checkpoints, else a name under $BIGLEARN_CHECKPOINTS."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    candidates = [REPO_CHECKPOINTS / str(name_or_path)]
+    if os.environ.get(CHECKPOINT_DIR_ENV):
+        candidates.append(Path(os.environ[CHECKPOINT_DIR_ENV]) / str(name_or_path))
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise CheckpointError(f"no checkpoint named {name_or_path!r} (looked in {', '.join(map(str, candidates))})")
+
+
+class Completer:
+    """Wraps a generator for batched completion of images in [0, 1]."""
+
+    def __init__(self, generator: Generator, device: torch.device | str | None = None, meta: dict | None = None):
+        self.device = resolve_device(device) if device is None or isinstance(device, str) else device
+        self.generator = generator.to(self.device).eval()
+        self.cfg: ModelConfig = generator.cfg
+        self.meta = meta or {}
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: str | None = "auto") -> "Completer":
+        cfg, weights, meta = read_sampling_checkpoint(resolve_checkpoint(name_or_path))
+        generator = Generator(cfg)
+        expected = generator.state_dict()
+        if set(weights) != set(expected) or any(weights[k].shape != expected[k].shape for k in expected):
+            raise CheckpointError(f"weights in {name_or_path} do not match the model in its config.json")
+        generator.load_state_dict({k: v.float() for k, v in weights.items()})
+        return cls(generator, resolve_device(device), meta)
+
+    # --- geometry helpers, so callers never need the patch maths
+    @property
+    def num_patches(self) -> int:
+        return self.cfg.num_patches
+
+    @property
+    def grid(self) -> int:
+        return self.cfg.grid
+
+    def random_mask(self, ratio: float, *, batch: int = 1, seed: int | None = None) -> torch.Tensor:
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        return random_mask(self.num_patches, ratio, batch=batch, generator=generator)
+
+    def raster_mask(self, ratio: float, *, batch: int = 1) -> torch.Tensor:
+        return raster_mask(self.num_patches, ratio, batch=batch)
+
+    def mask_from_grid(self, grid) -> torch.Tensor:
+        mask = mask_from_grid(grid)
+        if mask.shape[-1] != self.num_patches:
+            raise ValueError(f"mask has {mask.shape[-1]} patches, this model uses {self.num_patches} "
+                             f"({self.grid}x{self.grid})")
+        return mask
+
+    def noise(self, batch: int, seed: int | None = None) -> torch.Tensor:
+        """[batch, z_dim] noise drawn on the CPU, so a seed gives the same samples on every device."""
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        return torch.randn(batch, self.cfg.z_dim, generator=generator)
+
+    @torch.no_grad()
+    def complete(self, images: torch.Tensor, source_mask: torch.Tensor, *, seed: int | None = None,
+                 noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Complete x_T for every patch outside the source mask.
+
+        images: [B, C, S, S] float in [0, 1] (or uint8), S = the model's image size; source_mask: [L] or [B, L]
+        bool. Returns [B, C, S, S] float in [0, 1] on the CPU, equal to the input on every source patch.
+        """
+        cfg = self.cfg
+        images = torch.as_tensor(images)
+        if images.dtype == torch.uint8:
+            images = images.float() / 255.0
+        if images.ndim != 4 or images.shape[1:] != (cfg.channels, cfg.image_size, cfg.image_size):
+            raise ValueError(f"expected images [B, {cfg.channels}, {cfg.image_size}, {cfg.image_size}], "
+                             f"got {tuple(images.shape)}")
+        images = images.float().cpu().clamp(0, 1)
+        batch = images.shape[0]
+        mask = torch.as_tensor(source_mask, dtype=torch.bool).cpu()
+        if mask.ndim == 1:
+            mask = mask.expand(batch, -1)
+        if mask.shape != (batch, self.num_patches):
+            raise ValueError(f"expected a source mask of {self.num_patches} patches per image, got {tuple(mask.shape)}")
+        if noise is None:
+            noise = self.noise(batch, seed)
+        out = self.generator(images.to(self.device) * 2 - 1, mask.to(self.device), noise.to(self.device))
+        out = ((out.float().cpu() + 1) / 2).clamp(0, 1)
+        # Paste S back from the caller's own tensor, so source pixels are bit-exact.
+        return torch.where(pixel_mask(mask, cfg.patch_size), images, out)

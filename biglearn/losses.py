@@ -1,0 +1,45 @@
+"""The BigLearn-GAN objective of Alg. 2: model-to-data Eq. (4) for both pairs, communication Eq. (5), R1.
+
+Logits are named `<images>_on<pair>`: `fake1_on2` is f(x_fake1; S2, T2), where x_fake1 ~ p(x_T1 | x_S1) q(x_S1).
+All losses are batch means of softplus terms, since -log sigma(a) = softplus(-a).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def discriminator_losses(real_on1: torch.Tensor, real_on2: torch.Tensor, fake1_on1: torch.Tensor,
+                         fake1_on2: torch.Tensor, fake2_on1: torch.Tensor,
+                         fake2_on2: torch.Tensor) -> dict[str, torch.Tensor]:
+    """J1, J2 (Eq. 4 for each pair) and J3 (Eq. 5), each to be minimised by D."""
+    j1 = F.softplus(-real_on1).mean() + F.softplus(fake1_on1).mean()
+    j2 = F.softplus(-real_on2).mean() + F.softplus(fake2_on2).mean()
+    # Eq. (5): D maximises log sigma[f2 - f1] on x_fake1 and log sigma[f1 - f2] on x_fake2.
+    j3 = F.softplus(fake1_on1 - fake1_on2).mean() + F.softplus(fake2_on2 - fake2_on1).mean()
+    return {"J1": j1, "J2": j2, "J3": j3}
+
+
+def generator_losses(fake1_on1: torch.Tensor, fake1_on2: torch.Tensor, fake2_on1: torch.Tensor,
+                     fake2_on2: torch.Tensor) -> dict[str, torch.Tensor]:
+    """L1, L2 (non-saturating Eq. 4) and L3 (non-saturating Eq. 5: the labels of the communication game swapped)."""
+    l1 = F.softplus(-fake1_on1).mean()
+    l2 = F.softplus(-fake2_on2).mean()
+    l3 = F.softplus(fake1_on2 - fake1_on1).mean() + F.softplus(fake2_on1 - fake2_on2).mean()
+    return {"L1": l1, "L2": l2, "L3": l3}
+
+
+def r1_penalty(discriminate: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
+               gamma: float) -> torch.Tensor:
+    """gamma / 2 * E ||grad_x f(x)||^2 on real images (Mescheder et al. 2018; gamma = lambda_GP = 10 in Table 3).
+
+    `discriminate` must run D without fused attention kernels or compiled graphs: they lack double backward.
+    """
+    real = real.detach().requires_grad_(True)
+    logits = discriminate(real)
+    # backward(inputs=...) rather than autograd.grad: same result, and PyTorch's FLOP counter can trace it.
+    logits.sum().backward(inputs=[real], create_graph=True)
+    grad, real.grad = real.grad, None  # drop the leaf's reference so the graph <-> grad cycle never forms
+    return 0.5 * gamma * grad.square().sum(dim=(1, 2, 3)).mean()

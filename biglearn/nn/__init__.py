@@ -1,0 +1,1 @@
+"""Network building blocks and the two networks of the BigLearn-GAN."""

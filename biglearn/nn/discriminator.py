@@ -1,0 +1,46 @@
+"""The universal discriminator f(x; S, T): a ViT with a CLS token and [M_s]/[M_t] role tokens (App. C)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from biglearn.config import ModelConfig
+from biglearn.nn.vit import Block, init_weights, sincos_positions, token_init_
+from biglearn.patches import pixel_mask
+
+
+class Discriminator(nn.Module):
+    """Returns one logit per image. Pixels outside S u T are zeroed and their tokens are never attended to.
+
+    Input patches overlap their neighbours by `d_overlap` pixels per side (ViTGAN's trick, App. D): a conv with
+    kernel p + 2 * overlap and stride p keeps the token grid aligned with the generator's patches.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        kernel = cfg.patch_size + 2 * cfg.d_overlap
+        self.patch_embed = nn.Conv2d(cfg.channels, cfg.d_dim, kernel, stride=cfg.patch_size, padding=cfg.d_overlap)
+        self.register_buffer("pos", sincos_positions(cfg.grid, cfg.d_dim)[None], persistent=False)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.d_dim))
+        self.source_token = nn.Parameter(torch.zeros(1, 1, cfg.d_dim))   # [M_s]
+        self.target_token = nn.Parameter(torch.zeros(1, 1, cfg.d_dim))   # [M_t]
+        self.blocks = nn.ModuleList(Block(cfg.d_dim, cfg.d_heads, cfg.mlp_ratio) for _ in range(cfg.d_depth))
+        self.norm = nn.LayerNorm(cfg.d_dim)  # kept: replacing D's last norm collapses training (App. D)
+        self.head = nn.Linear(cfg.d_dim, 1)
+        init_weights(self)
+        for token in (self.cls_token, self.source_token, self.target_token):
+            token_init_(token)
+
+    def forward(self, images: torch.Tensor, source_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+        visible = source_mask | target_mask
+        images = images * pixel_mask(visible, self.cfg.patch_size)
+        tokens = self.patch_embed(images).flatten(2).transpose(1, 2) + self.pos
+        tokens = tokens + torch.where(source_mask[..., None], self.source_token, self.target_token)
+        batch = images.shape[0]
+        x = torch.cat([self.cls_token.expand(batch, -1, -1), tokens], dim=1)
+        key_mask = torch.cat([visible.new_ones(batch, 1), visible], dim=1)
+        for block in self.blocks:
+            x = block(x, key_mask)
+        return self.head(self.norm(x[:, 0])).squeeze(1)

@@ -1,0 +1,66 @@
+"""The (S, T) sampler of Table 3, with a per-sample ratio for every image in the batch.
+
+For each sample b:
+  |S1| / L            ~ Beta(0.5, 3)   (random subset, or the raster-order initial portion)
+  |T1| / |L \\ S1|     ~ Beta(3, 0.5)   (random subset of the rest, never empty)
+  |S2| / |S1 u T1|    ~ Beta(0.5, 3)   (random subset of U = S1 u T1, or its raster-order initial portion)
+  T2 = U \\ S2                          (never empty)
+so S1 u T1 = S2 u T2 as Eq. (5) requires. All masks are [B, L] bool: static shapes, no host syncs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from biglearn.patches import count_to_mask
+
+
+@dataclass
+class PairMasks:
+    source1: torch.Tensor
+    target1: torch.Tensor
+    source2: torch.Tensor
+    target2: torch.Tensor
+
+
+def _beta(shape: tuple[float, float], batch: int, device: torch.device) -> torch.Tensor:
+    a, b = shape
+    conc1 = torch.full((batch,), float(a), device=device)
+    conc0 = torch.full((batch,), float(b), device=device)
+    return torch.distributions.Beta(conc1, conc0).sample()
+
+
+def _subset(pool: torch.Tensor, ratio: torch.Tensor, raster: torch.Tensor, *, min_left: int) -> torch.Tensor:
+    """Pick round(ratio * |pool|) members of each row's pool, keeping at least `min_left` members unpicked.
+
+    Raster rows take the pool's first members in raster order; the others take a uniform random subset.
+    """
+    batch, length = pool.shape
+    size = pool.sum(dim=1)
+    count = torch.minimum((ratio * size).round().long(), (size - min_left).clamp(min=0))
+    positions = torch.arange(length, device=pool.device, dtype=torch.float32).expand(batch, length)
+    scores = torch.where(raster[:, None], positions / length, torch.rand(batch, length, device=pool.device))
+    scores = torch.where(pool, scores, torch.full_like(scores, 2.0))  # non-members rank last
+    return count_to_mask(count, scores) & pool
+
+
+def sample_pairs(batch: int, num_patches: int, *, source_beta=(0.5, 3.0), target_beta=(3.0, 0.5),
+                 comm_beta=(0.5, 3.0), raster_prob: float = 0.0,
+                 device: torch.device | str = "cpu") -> PairMasks:
+    """Draw (S1, T1) and the communication pair (S2, T2) for every sample of a batch."""
+    device = torch.device(device)
+    everything = torch.ones(batch, num_patches, dtype=torch.bool, device=device)
+    raster = torch.rand(batch, device=device) < raster_prob
+    source1 = _subset(everything, _beta(source_beta, batch, device), raster, min_left=1)
+    never_random = torch.zeros_like(raster)
+    rest = ~source1
+    # T1 is a random subset of L \ S1 with at least one patch.
+    t_ratio = _beta(target_beta, batch, device)
+    t_size = rest.sum(dim=1)
+    t_count = (t_ratio * t_size).round().long().clamp(min=1)
+    target1 = _subset(rest, (t_count.float() / t_size.float()).clamp(max=1.0), never_random, min_left=0)
+    union = source1 | target1
+    source2 = _subset(union, _beta(comm_beta, batch, device), raster, min_left=1)
+    target2 = union & ~source2
+    return PairMasks(source1, target1, source2, target2)

@@ -1,0 +1,115 @@
+"""One BigLearn-GAN iteration (Alg. 2): a D update on J1+J2+J3 (+R1), then a G update on L1+L2+L3.
+
+Both pairs go through each network in one batched call (G on 2B images, D on 6B or 4B), which keeps shapes
+static for torch.compile and lets DDP see exactly one forward per network per update.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from biglearn.augment import color_augment
+from biglearn.config import TrainConfig
+from biglearn.losses import discriminator_losses, generator_losses, r1_penalty
+from biglearn.sampler import PairMasks, sample_pairs
+
+LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3")
+
+
+@dataclass
+class Networks:
+    G: nn.Module            # plain modules: the state that is saved
+    D: nn.Module
+    G_ema: nn.Module
+    G_fast: nn.Module       # compiled (or the same module): used where no gradient sync is needed
+    D_fast: nn.Module
+    G_train: nn.Module      # DDP-wrapped when distributed
+    D_train: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+
+class TrainStep:
+    def __init__(self, nets: Networks, cfg: TrainConfig, device: torch.device):
+        self.nets, self.cfg, self.device = nets, cfg, device
+        self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
+                         else contextlib.nullcontext())
+
+    def _discriminate(self, d: nn.Module, images: torch.Tensor, source: torch.Tensor,
+                      target: torch.Tensor) -> torch.Tensor:
+        if self.cfg.diffaug:
+            images = color_augment(images)
+        return d(images, source, target).float()
+
+    def sample_masks(self, batch: int) -> PairMasks:
+        c = self.cfg
+        return sample_pairs(batch, c.model.num_patches, source_beta=c.source_beta, target_beta=c.target_beta,
+                            comm_beta=c.comm_beta, raster_prob=c.raster_prob, device=self.device)
+
+    def __call__(self, real_u8: torch.Tensor, step: int, lr_scale: float, ema_beta: float) -> torch.Tensor:
+        """Run one iteration on a local batch of uint8 images; returns the detached losses in LOSS_NAMES order."""
+        c, n = self.cfg, self.nets
+        real = real_u8.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        b = real.shape[0]
+        if c.xflip:
+            flip = torch.rand(b, 1, 1, 1, device=self.device) < 0.5
+            real = torch.where(flip, real.flip(3), real)
+        m = self.sample_masks(b)
+        source12 = torch.cat([m.source1, m.source2])
+        real2 = torch.cat([real, real])
+        for opt in (n.opt_g, n.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = c.lr * lr_scale
+
+        # ---- D update: J1 + J2 + J3 (+ R1 every r1_every steps, scaled by r1_every)
+        z = torch.randn(2 * b, c.model.z_dim, device=self.device)
+        with torch.no_grad(), self.autocast:
+            fake1, fake2 = n.G_fast(real2, source12, z).chunk(2)
+        with self.autocast:
+            logits = self._discriminate(
+                n.D_train, torch.cat([real, real, fake1, fake1, fake2, fake2]),
+                torch.cat([m.source1, m.source2] * 3), torch.cat([m.target1, m.target2] * 3))
+        d_losses = discriminator_losses(*logits.chunk(6))
+        d_total = d_losses["J1"] + d_losses["J2"] + d_losses["J3"]
+        if c.r1_gamma > 0 and step % c.r1_every == 0:
+            with self.autocast, sdpa_kernel(SDPBackend.MATH):
+                r1 = r1_penalty(lambda x: n.D(x, m.source1, m.target1).float(), real, c.r1_gamma)
+            d_total = d_total + r1 * c.r1_every
+        else:
+            r1 = torch.zeros((), device=self.device)
+        n.opt_d.zero_grad(set_to_none=True)
+        d_total.backward()
+        if c.grad_clip > 0:
+            nn.utils.clip_grad_norm_(n.D.parameters(), c.grad_clip, foreach=True)
+        n.opt_d.step()
+
+        # ---- G update: L1 + L2 + L3, with D frozen and fresh noise
+        n.D.requires_grad_(False)
+        z = torch.randn(2 * b, c.model.z_dim, device=self.device)
+        with self.autocast:
+            fake1, fake2 = n.G_train(real2, source12, z).chunk(2)
+            logits = self._discriminate(n.D_fast, torch.cat([fake1, fake1, fake2, fake2]),
+                                        torch.cat([m.source1, m.source2] * 2), torch.cat([m.target1, m.target2] * 2))
+        g_losses = generator_losses(*logits.chunk(4))
+        n.opt_g.zero_grad(set_to_none=True)
+        (g_losses["L1"] + g_losses["L2"] + g_losses["L3"]).backward()
+        if c.grad_clip > 0:
+            nn.utils.clip_grad_norm_(n.G.parameters(), c.grad_clip, foreach=True)
+        n.opt_g.step()
+        n.D.requires_grad_(True)
+
+        update_ema(n.G_ema, n.G, ema_beta)
+        values = {**d_losses, "R1": r1, **g_losses}
+        return torch.stack([values[k].detach().float() for k in LOSS_NAMES])
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
+    ema_params = list(ema.parameters())
+    torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], 1.0 - beta)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)

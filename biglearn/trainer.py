@@ -1,0 +1,242 @@
+"""The training loop: data, networks, ticks of progress, checkpoints, resume, and torchrun/DDP scale-out."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from biglearn.checkpoint import (check_model_config, checkpoint_path, export_sampling_checkpoint,
+                                 list_checkpoints, load_training_state, prune_checkpoints, save_training_state)
+from biglearn.config import TrainConfig
+from biglearn.data import load_dataset
+from biglearn.inference import Completer, resolve_device
+from biglearn.nn.discriminator import Discriminator
+from biglearn.nn.generator import Generator
+from biglearn.sheets import write_training_sheets
+from biglearn.step import LOSS_NAMES, Networks, TrainStep
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or Inf; the run stops and its last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class Progress:
+    step: int = 0
+    images_seen: int = 0
+
+
+def setup_distributed(cfg: TrainConfig) -> tuple[torch.device, int, int]:
+    """(device, rank, world size). Under torchrun: NCCL on CUDA, gloo on CPU."""
+    if "RANK" not in os.environ:
+        return resolve_device(cfg.device), 0, 1
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, dist.get_rank(), dist.get_world_size()
+
+
+def build_networks(cfg: TrainConfig, device: torch.device, distributed: bool) -> Networks:
+    G, D = Generator(cfg.model).to(device), Discriminator(cfg.model).to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    fused = device.type == "cuda"
+    opt_args = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused)
+    opt_g, opt_d = torch.optim.AdamW(G.parameters(), **opt_args), torch.optim.AdamW(D.parameters(), **opt_args)
+
+    def fast(module):
+        return torch.compile(module, dynamic=False) if cfg.compile else module
+
+    G_train, D_train = G, D
+    if distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        G_train, D_train = DDP(G, device_ids=ids), DDP(D, device_ids=ids)
+    G_fast, D_fast = fast(G), fast(D)
+    G_train = G_fast if not distributed else fast(G_train)
+    D_train = D_fast if not distributed else fast(D_train)
+    return Networks(G, D, G_ema, G_fast, D_fast, G_train, D_train, opt_g, opt_d)
+
+
+def find_resume(cfg: TrainConfig) -> Path | None:
+    if not cfg.resume:
+        return None
+    if cfg.resume == "auto":
+        found = list_checkpoints(Path(cfg.out))
+        return found[-1] if found else None
+    return Path(cfg.resume)
+
+
+def restore(nets: Networks, cfg: TrainConfig, path: Path, device: torch.device, rank: int) -> Progress:
+    state = load_training_state(path)
+    check_model_config(json.loads(state["config"])["model"], cfg.model, str(path))
+    nets.G.load_state_dict(state["G"])
+    nets.D.load_state_dict(state["D"])
+    nets.G_ema.load_state_dict(state["G_ema"])
+    nets.opt_g.load_state_dict(state["opt_g"])
+    nets.opt_d.load_state_dict(state["opt_d"])
+    progress = Progress(int(state["step"]), int(state["images_seen"]))
+    if rank == 0:
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+    else:  # other ranks: a fresh stream that depends only on (seed, rank, step)
+        torch.manual_seed(cfg.seed + 1_000_003 * rank + progress.step)
+    return progress
+
+
+def save(nets: Networks, cfg: TrainConfig, progress: Progress, run_dir: Path, device: torch.device) -> Path:
+    state = {
+        "G": nets.G.state_dict(), "D": nets.D.state_dict(), "G_ema": nets.G_ema.state_dict(),
+        "opt_g": nets.opt_g.state_dict(), "opt_d": nets.opt_d.state_dict(),
+        "step": progress.step, "images_seen": progress.images_seen,
+        "rng_cpu": torch.get_rng_state(), "config": cfg.to_json(),
+    }
+    if device.type == "cuda":
+        state["rng_cuda"] = torch.cuda.get_rng_state(device)
+    path = checkpoint_path(run_dir, progress.step)
+    save_training_state(path, state)
+    prune_checkpoints(run_dir, cfg.keep_checkpoints)
+    info = {"dataset": cfg.model.dataset, "preset": cfg.preset, "kimg": progress.images_seen / 1000,
+            "step": progress.step}
+    # fp16 halves the shipped file; inference upcasts to fp32 on load.
+    export_sampling_checkpoint(run_dir / "export", nets.G_ema, cfg.model, info, dtype=torch.float16)
+    return path
+
+
+def format_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Reporter:
+    """Status line, stats.jsonl and TensorBoard scalars (rank 0 only)."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:
+                print("tensorboard is not installed: scalars go to stats.jsonl only", file=sys.stderr)
+        self.stats_path = run_dir / "stats.jsonl"
+
+    def tick(self, record: dict, total_kimg: float, eta: float) -> None:
+        if not self.enabled:
+            return
+        with self.stats_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key != "kimg":
+                    self.writer.add_scalar(key, value, global_step=int(record["kimg"] * 1000))
+            self.writer.flush()
+        d = record["J1"] + record["J2"] + record["J3"]
+        g = record["L1"] + record["L2"] + record["L3"]
+        print(f"kimg {record['kimg']:8.2f}/{total_kimg:g} | {record['img_per_s']:7.1f} img/s | "
+              f"D {d:.3f} (J3 {record['J3']:.3f}) R1 {record['R1']:.3f} | G {g:.3f} (L3 {record['L3']:.3f}) | "
+              f"ETA {format_eta(eta)}", flush=True)
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train (or resume) a run in cfg.out; returns the run directory."""
+    cfg.model.validate()
+    device, rank, world = setup_distributed(cfg)
+    distributed = world > 1
+    if cfg.batch % world:
+        raise ValueError(f"--batch {cfg.batch} is not divisible by the {world} processes")
+    local_batch = cfg.batch // world
+    run_dir = Path(cfg.out)
+    torch.manual_seed(cfg.seed + 1_000_003 * rank)
+
+    data = load_dataset(cfg.model.dataset, cfg.data, cfg.model.image_size, "train",
+                        limit=cfg.limit_images, download=cfg.download)
+    images = data.images.to(device)  # uint8 on the device; batches are indexed there
+    nets = build_networks(cfg, device, distributed)
+    resume_path = find_resume(cfg)
+    progress = restore(nets, cfg, resume_path, device, rank) if resume_path else Progress()
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(cfg.to_json())
+        start = f"resuming from {resume_path} at kimg {progress.images_seen / 1000:.2f}" if resume_path else "starting"
+        print(f"{start}: {len(images)} training images, device {device}, {world} process(es), "
+              f"batch {cfg.batch}, run dir {run_dir}", flush=True)
+    sheet_images = data.images[torch.randperm(len(data.images), generator=torch.Generator().manual_seed(123))[:8]]
+    step_fn = TrainStep(nets, cfg, device)
+    reporter = Reporter(run_dir, rank == 0)
+
+    total_images = int(cfg.kimg * 1000)
+    tick_images = max(int(cfg.tick_kimg * 1000), 1)
+    warmup_images = cfg.warmup_epochs * len(images)
+    start_time = tick_start = time.time()
+    tick_start_images, ticks = progress.images_seen, 0
+    loss_sum, loss_steps = torch.zeros(len(LOSS_NAMES), device=device), 0
+    try:
+        while progress.images_seen < total_images:
+            lr_scale = min(1.0, (progress.images_seen + cfg.batch) / warmup_images) if warmup_images else 1.0
+            ema_images = cfg.ema_kimg * 1000
+            if cfg.ema_rampup:
+                ema_images = min(ema_images, progress.images_seen * cfg.ema_rampup)
+            ema_beta = 0.5 ** (cfg.batch / max(ema_images, 1e-8))
+            index = torch.randint(len(images), (local_batch,), device=device)
+            loss_sum += step_fn(images[index], progress.step, lr_scale, ema_beta)
+            loss_steps += 1
+            progress.step += 1
+            progress.images_seen += cfg.batch
+            done = progress.images_seen >= total_images
+            out_of_time = cfg.max_minutes and time.time() - start_time > cfg.max_minutes * 60
+            if progress.images_seen - tick_start_images < tick_images and not done and not out_of_time:
+                continue
+            # ---- tick: the only host sync
+            if distributed:
+                dist.all_reduce(loss_sum)
+                loss_sum /= world
+            losses = dict(zip(LOSS_NAMES, (loss_sum / loss_steps).tolist()))
+            bad = [k for k, v in losses.items() if not math.isfinite(v)]
+            if bad:
+                last = list_checkpoints(run_dir)
+                raise TrainingDiverged(f"loss {', '.join(bad)} became non-finite before kimg "
+                                       f"{progress.images_seen / 1000:.2f}; the last good checkpoint is "
+                                       f"{last[-1] if last else 'none'}. Lower --set lr=..., raise r1_gamma, "
+                                       f"or resume from it with another seed.")
+            now = time.time()
+            img_per_s = (progress.images_seen - tick_start_images) / max(now - tick_start, 1e-9)
+            record = {"kimg": progress.images_seen / 1000, "step": progress.step, "img_per_s": img_per_s,
+                      "sec_per_tick": now - tick_start, "lr": cfg.lr * lr_scale, **losses}
+            if device.type == "cuda":
+                record["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            eta = (total_images - progress.images_seen) / max(img_per_s, 1e-9)
+            if cfg.max_minutes:
+                eta = min(eta, cfg.max_minutes * 60 - (now - start_time))
+            reporter.tick(record, cfg.kimg, eta)
+            ticks += 1
+            loss_sum.zero_()
+            loss_steps, tick_start, tick_start_images = 0, now, progress.images_seen
+            if rank == 0 and (ticks % cfg.snap_ticks == 0 or done or out_of_time):
+                save(nets, cfg, progress, run_dir, device)
+                completer = Completer(nets.G_ema, device)
+                write_training_sheets(completer, sheet_images, run_dir / "samples", f"img{progress.images_seen:09d}")
+            if out_of_time:
+                if rank == 0:
+                    print(f"stopping after --max-minutes {cfg.max_minutes:g}; resume with --resume auto", flush=True)
+                break
+    finally:
+        reporter.close()
+        if distributed:
+            dist.destroy_process_group()
+    return run_dir

@@ -1,0 +1,10 @@
+"""Train the BigLearn-GAN on MNIST. `python train/train_mnist.py --help`; `--preset paper` is Table 3."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from biglearn.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main("mnist", "../shared/data/mnist/mnist.npz"))
