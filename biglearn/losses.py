@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -40,6 +42,8 @@ def r1_penalty(discriminate: Callable[[torch.Tensor], torch.Tensor], real: torch
     real = real.detach().requires_grad_(True)
     logits = discriminate(real)
     # backward(inputs=...) rather than autograd.grad: same result, and PyTorch's FLOP counter can trace it.
-    logits.sum().backward(inputs=[real], create_graph=True)
+    with warnings.catch_warnings():  # its reference-cycle warning: the cycle is broken two lines down
+        warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
+        logits.sum().backward(inputs=[real], create_graph=True)
     grad, real.grad = real.grad, None  # drop the leaf's reference so the graph <-> grad cycle never forms
     return 0.5 * gamma * grad.square().sum(dim=(1, 2, 3)).mean()

@@ -1,0 +1,51 @@
+import torch
+
+from biglearn.losses import discriminator_losses, generator_losses, r1_penalty
+
+
+def logits(*values):
+    return [torch.tensor([float(v)]) for v in values]
+
+
+def test_discriminator_losses_fall_as_it_separates_real_from_fake():
+    weak = discriminator_losses(*logits(0, 0, 0, 0, 0, 0))
+    strong = discriminator_losses(*logits(5, 5, -5, -5, -5, -5))
+    assert strong["J1"] < weak["J1"] and strong["J2"] < weak["J2"]
+    # at zero logits every term is log 2
+    assert torch.allclose(weak["J1"], torch.tensor(2 * 0.6931), atol=1e-3)
+
+
+def test_generator_losses_fall_as_fakes_look_real():
+    bad = generator_losses(*logits(-3, -3, -3, -3))
+    good = generator_losses(*logits(3, 3, 3, 3))
+    assert good["L1"] < bad["L1"] and good["L2"] < bad["L2"]
+
+
+def test_communication_terms_are_antisymmetric_in_the_two_pairs():
+    torch.manual_seed(0)
+    f11, f12, f21, f22 = (torch.randn(8) for _ in range(4))
+    real = torch.randn(8)
+    d = discriminator_losses(real, real, f11, f12, f21, f22)
+    d_swapped = discriminator_losses(real, real, f22, f21, f12, f11)  # relabel pair 1 <-> pair 2
+    assert torch.allclose(d["J3"], d_swapped["J3"])
+    g = generator_losses(f11, f12, f21, f22)
+    assert torch.allclose(g["L3"], generator_losses(f22, f21, f12, f11)["L3"])
+    # D rewards f2 - f1 > 0 on x_fake1 and f1 - f2 > 0 on x_fake2; G the opposite
+    agree = discriminator_losses(real, real, torch.zeros(8), torch.ones(8) * 4, torch.ones(8) * 4, torch.zeros(8))
+    disagree = discriminator_losses(real, real, torch.ones(8) * 4, torch.zeros(8), torch.zeros(8), torch.ones(8) * 4)
+    assert agree["J3"] < disagree["J3"]
+    assert generator_losses(torch.zeros(8), torch.ones(8) * 4, torch.ones(8) * 4, torch.zeros(8))["L3"] > \
+        generator_losses(torch.ones(8) * 4, torch.zeros(8), torch.zeros(8), torch.ones(8) * 4)["L3"]
+
+
+def test_r1_matches_hand_computation():
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]], [[[0.5, -1.0], [2.0, 0.0]]]])
+    # f(x) = sum x^2: grad = 2x, so the penalty is gamma / 2 * mean_b 4 * ||x_b||^2
+    expected = 0.5 * 10 * torch.stack([4 * (x[i] ** 2).sum() for i in range(2)]).mean()
+    got = r1_penalty(lambda v: v.square().sum(dim=(1, 2, 3)), x, gamma=10.0)
+    assert torch.allclose(got, expected)
+    # and it is differentiable with respect to D's parameters (double backward)
+    w = torch.tensor(3.0, requires_grad=True)
+    penalty = r1_penalty(lambda v: (w * v).sum(dim=(1, 2, 3)), x, gamma=10.0)
+    (grad_w,) = torch.autograd.grad(penalty, w)
+    assert torch.allclose(grad_w, torch.tensor(0.5 * 10 * 2 * 3.0 * 4))  # d/dw (5 * 4 w^2)

@@ -1,0 +1,148 @@
+"""Short real training runs on the shared data: artefacts, kill + resume, torchrun, NaN stop, bad inputs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from biglearn.checkpoint import list_checkpoints
+from biglearn.config import TrainConfig, preset
+from biglearn.inference import Completer
+from biglearn.trainer import TrainingDiverged, train
+from conftest import REPO
+
+TINY = ["--preset", "tiny", "--set", "limit_images=256"]
+
+
+def run_cli(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, str(REPO / "train" / script), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO)
+
+
+def final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(list_checkpoints(run)[-1], weights_only=True)["G"]
+
+
+def test_mnist_run_writes_every_artefact(tmp_path, mnist_npz):
+    out = tmp_path / "run"
+    result = run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(out), "--kimg", "0.048")
+    assert result.returncode == 0, result.stderr
+    assert "img/s" in result.stdout and "ETA" in result.stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == "tiny" and config["model"]["dataset"] == "mnist"
+    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
+    assert stats[-1]["kimg"] >= 0.048 and {"J1", "J2", "J3", "R1", "L1", "L2", "L3"} <= set(stats[-1])
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    for kind in ("sheet-random", "sheet-raster", "joint"):
+        assert list((out / "samples").glob(f"{kind}-*.png")), kind
+    state = torch.load(list_checkpoints(out)[-1], weights_only=True)
+    assert {"G", "D", "G_ema", "opt_g", "opt_d", "step", "images_seen", "rng_cpu", "config"} <= set(state)
+    completer = Completer.from_pretrained(out / "export", device="cpu")
+    assert completer.cfg.image_size == 16 and completer.cfg.channels == 1
+
+
+def test_celeba_run_reads_tar_shards(tmp_path, celeba_dir):
+    out = tmp_path / "faces"
+    result = run_cli("train_celeba.py", "--preset", "tiny", "--set", "limit_images=64", "--data", str(celeba_dir),
+                     "--out", str(out), "--kimg", "0.032")
+    assert result.returncode == 0, result.stderr
+    assert "64 training images" in result.stdout
+    assert Completer.from_pretrained(out / "export", device="cpu").cfg.channels == 3
+
+
+def test_killed_run_resumes_bit_for_bit(tmp_path, mnist_npz):
+    args = [*TINY, "--data", str(mnist_npz), "--kimg", "0.4", "--set", "tick_kimg=0.04"]
+    straight = tmp_path / "straight"
+    assert run_cli("train_mnist.py", *args, "--out", str(straight)).returncode == 0
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(REPO / "train" / "train_mnist.py"), *args, "--out", str(killed)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list_checkpoints(killed) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = list_checkpoints(killed)
+    assert first, "no checkpoint before the kill"
+    assert torch.load(first[-1], weights_only=True)["images_seen"] < 400, "the run finished before the kill"
+    resumed = run_cli("train_mnist.py", *args, "--out", str(killed), "--resume", "auto")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout
+    a, b = final_weights(straight), final_weights(killed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_torchrun_two_processes_on_cpu(tmp_path, mnist_npz):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(REPO / "train" / "train_mnist.py"), *TINY, "--data", str(mnist_npz), "--out", str(out),
+           "--kimg", "0.032", "--device", "cpu"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 process(es)" in result.stdout
+    assert list_checkpoints(out)
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mnist_npz):
+    cfg = preset("mnist", "tiny")
+    cfg.data, cfg.out, cfg.limit_images, cfg.kimg = str(mnist_npz), str(tmp_path / "nan"), 64, 0.2
+    train(cfg)
+    good = list_checkpoints(tmp_path / "nan")[-1]
+    cfg.kimg, cfg.resume, cfg.lr = 0.4, "auto", 1e30  # an absurd learning rate blows the weights up
+    with pytest.raises(TrainingDiverged, match="non-finite.*last good checkpoint"):
+        train(cfg)
+    assert list_checkpoints(tmp_path / "nan")[-1] == good
+
+
+@pytest.mark.parametrize("dataset,expected", [
+    ("mnist", dict(image_size=64, patch_size=8, batch=256)),
+    ("celeba", dict(image_size=120, patch_size=10, batch=128, eps=1e-5, grad_clip=5.0, warmup_epochs=10.0)),
+])
+def test_dry_run_prints_table3(dataset, expected):
+    result = run_cli(f"train_{dataset}.py", "--preset", "paper", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    cfg = TrainConfig.from_dict(json.loads(result.stdout))
+    m = cfg.model
+    table3 = dict(enc_depth=6, enc_heads=8, enc_dim=256, dec_depth=6, dec_heads=8, dec_dim=512,
+                  d_depth=6, d_heads=8, d_dim=256)
+    assert {k: getattr(m, k) for k in table3} == table3
+    assert (cfg.lr, cfg.r1_gamma, cfg.betas) == (1e-4, 10.0, (0.1, 0.999))
+    assert (cfg.source_beta, cfg.target_beta, cfg.comm_beta) == ((0.5, 3.0), (3.0, 0.5), (0.5, 3.0))
+    for key, value in expected.items():
+        assert getattr(m if hasattr(m, key) else cfg, key) == value, key
+
+
+def test_every_preset_value_can_be_overridden():
+    result = run_cli("train_mnist.py", "--preset", "paper", "--batch", "64", "--set", "dec_dim=384",
+                     "--set", "lr=2e-4", "--set", "betas=0.0,0.99", "--dry-run")
+    cfg = json.loads(result.stdout)
+    assert (cfg["batch"], cfg["model"]["dec_dim"], cfg["lr"], cfg["betas"]) == (64, 384, 2e-4, [0.0, 0.99])
+    bad = run_cli("train_mnist.py", "--set", "no_such_key=1", "--dry-run")
+    assert bad.returncode != 0 and "unknown config key" in bad.stderr
+
+
+def test_missing_data_gives_a_clear_error(tmp_path):
+    result = run_cli("train_celeba.py", "--preset", "tiny", "--data", str(tmp_path / "nowhere"),
+                     "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resuming_with_another_model_is_refused(tmp_path, mnist_npz):
+    out = tmp_path / "run"
+    assert run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(out),
+                   "--kimg", "0.016").returncode == 0
+    result = run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(out), "--kimg", "0.032",
+                     "--resume", "auto", "--set", "enc_dim=64")
+    assert result.returncode == 2
+    assert "another model" in result.stderr and "enc_dim" in result.stderr
