@@ -1,0 +1,307 @@
+"""BigLearn Studio: the Gradio page. `python app.py`, then open http://127.0.0.1:7860.
+
+Only layout and wiring live here; what each control does is in biglearn/app/ (plain Python, tested directly).
+Environment: GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (set on Spaces), BIGLEARN_CHECKPOINTS, BIGLEARN_HUB_REPO,
+BIGLEARN_DEVICE (auto, cpu, cuda), HF_HUB_OFFLINE.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+
+import gradio as gr
+
+from biglearn.app import masks as M
+from biglearn.app.api import Api
+from biglearn.app.models import MODELS, configure_threads
+from biglearn.app.session import CLICK_ACTIONS, USER_ERRORS, Studio, list_examples
+from biglearn.imaging import MAX_FILE_BYTES
+
+INTRO = """# BigLearn Studio
+One generator completes **any** set of patches of an image from any other set (the BigLearn-GAN of *Big Learning*).
+The image is cut into a grid of patches. **S** (source) are the patches you keep: the model sees them and copies
+them through exactly. **T** (target) are the patches it generates, conditioned on S: a sample of
+p(x<sub>T</sub> | x<sub>S</sub>). The **S-ratio** is the share of patches in S: 0 means S is empty, i.e. joint
+generation of a whole new image; 0.9 leaves little to make up. Click patches on the grid to keep or generate them,
+change the noise with *Resample*, and try pictures the model never saw."""
+
+API_HELP = f"""Named endpoints for `gradio_client` (`Client(url).predict(..., api_name="/complete")`):
+
+| endpoint | inputs | outputs |
+|---|---|---|
+| `/complete` | image, model, mask, ratio, mode, seed | input with T greyed, generated T, completion, message |
+| `/samples` | image, model, mask, ratio, mode, seed, count | gallery, message |
+| `/sweep` | image, model, mode, seed | PNG strip, animated GIF, message |
+| `/mix` | image_a, image_b, model, layout, mask, ratio, mode, seed | three panels, message |
+| `/relocate` | image, model, moves, copy, mask, ratio, mode, seed | three panels, message |
+| `/generate` | model, seed | a joint sample (S empty), message |
+
+*image*: any picture file (`handle_file(path)`), centre-cropped to the model's square. *model*: `faces` or
+`digits`. *mask*: a grid string, {M.GRID_HELP}; when blank, *mode* (`random`, `raster`, `centre`, `border`, `all`,
+`none`) at S-ratio *ratio* is used. *layout*: {", ".join(M.LAYOUTS)}; `paint` reads a map of `A`/`B`/`.` from
+*mask*. *moves*: `row,col > row,col; ...` or raster indices `9 > 27`. Uploads are limited to
+{MAX_FILE_BYTES // 2**20} MB."""
+
+IMAGE_OUT = dict(format="png", interactive=False, buttons=["download", "fullscreen"])
+
+
+def build_demo(studio: Studio | None = None) -> gr.Blocks:
+    studio = studio or Studio()
+    api = Api(studio)
+    with gr.Blocks(title="BigLearn Studio", delete_cache=(3600, 7200)) as demo:
+        state = gr.State(None, time_to_live=3 * 3600)  # one Session per browser session, dropped when idle
+        gr.Markdown(INTRO)
+        status = gr.Markdown("Loading the model ...", elem_id="status")
+        with gr.Row():
+            with gr.Column(scale=3, min_width=260):
+                model = gr.Radio(list(MODELS), value="faces", label="Model", elem_id="model")
+                with gr.Tabs():
+                    with gr.Tab("Examples"):
+                        galleries = {}
+                        for kind, label in (("faces", "Faces the model made up (S empty)"),
+                                            ("digits", "MNIST test digits (CC BY-SA 3.0)"),
+                                            ("drawn", "Out-of-domain drawings")):
+                            paths = [str(p) for p in list_examples(kind)]
+                            galleries[kind] = gr.Gallery(
+                                paths, label=label, columns=5, height=130, allow_preview=False, format="png",
+                                interactive=False, visible=bool(paths), elem_id=f"examples-{kind}")
+                    with gr.Tab("Upload / webcam / paste"):
+                        upload = gr.Image(type="filepath", image_mode=None, sources=["upload", "webcam", "clipboard"],
+                                          label=f"Any picture (up to {MAX_FILE_BYTES // 2**20} MB)",
+                                          elem_id="upload", height=260)
+                with gr.Accordion("Crop of the uploaded picture", open=True):
+                    crop_preview = gr.Image(label="Crop (outlined)", elem_id="crop-preview", height=200,
+                                            **IMAGE_OUT)
+                    zoom = gr.Slider(1.0, 4.0, value=1.0, step=0.05, label="Zoom", elem_id="zoom")
+                    crop_x = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Left - right", elem_id="crop-x")
+                    crop_y = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Up - down", elem_id="crop-y")
+                    fit_digit = gr.Checkbox(True, label="Digits: re-frame the ink like MNIST", elem_id="fit-digit")
+                new_input = gr.Button("New input made up by the model", elem_id="new-input")
+            with gr.Column(scale=4, min_width=340):
+                with gr.Tabs():
+                    with gr.Tab("Click patches", elem_id="tab-click"):
+                        grid = gr.Image(label="Patch grid: bright = kept (S), dim = generated (T)",
+                                        elem_id="grid", **IMAGE_OUT)
+                        action = gr.Radio(list(CLICK_ACTIONS), value="toggle", elem_id="click-action",
+                                          label="A click on a patch: toggles S/T, or picks it up and puts it "
+                                                "down elsewhere (move / copy)")
+                        undo = gr.Button("Undo patch moves", size="sm", elem_id="undo-moves")
+                    with gr.Tab("Brush", elem_id="tab-brush") as brush_tab:
+                        brush = gr.ImageEditor(
+                            type="numpy", image_mode="RGBA", format="png", canvas_size=(480, 480), fixed_canvas=True,
+                            sources=(), transforms=(), layers=False, height=520, elem_id="brush",
+                            brush=gr.Brush(default_size=28, colors=["#ff2d75"], color_mode="fixed"),
+                            eraser=gr.Eraser(default_size=28), label="Paint over patches")
+                        paint = gr.Radio(["kept", "generated"], value="kept", label="Painted patches become",
+                                         elem_id="paint-as")
+                        apply_brush = gr.Button("Apply brush", variant="primary", elem_id="apply-brush")
+                with gr.Row():
+                    tools = {name: gr.Button(name, size="sm", min_width=60, elem_id=f"tool-{name}")
+                             for name in M.TOOLS}
+                with gr.Row():
+                    ratio = gr.Slider(0.0, 0.9, value=0.5, step=0.05, label="S-ratio (on release: a new mask)",
+                                      elem_id="ratio")
+                    mode = gr.Radio(list(M.RATIO_MODES), value="random", label="S at that ratio", elem_id="mode")
+                with gr.Row():
+                    seed = gr.Number(0, precision=0, label="Seed (noise)", elem_id="seed", min_width=100)
+                    resample = gr.Button("Resample", variant="primary", elem_id="resample")
+                with gr.Accordion("Mask as text", open=False):
+                    mask_text = gr.Textbox(lines=8, max_lines=16, label=M.GRID_HELP, elem_id="mask-text")
+                    use_text = gr.Button("Use this mask", size="sm", elem_id="use-mask-text")
+            with gr.Column(scale=3, min_width=260):
+                panels = [gr.Image(label=label, elem_id=f"panel-{k}", height=256, **IMAGE_OUT) for k, label in
+                          enumerate(["Input, T greyed out", "Generated T only", "Completion (S pasted back)"])]
+        with gr.Tabs():
+            with gr.Tab("Samples"):
+                with gr.Row():
+                    count = gr.Slider(2, 16, value=8, step=1, label="How many", elem_id="count")
+                    samples_btn = gr.Button("Samples of the same S", variant="primary", elem_id="samples-btn")
+                samples = gr.Gallery(label="Completions of the same x_S with different noises", columns=8,
+                                     format="png", elem_id="samples", buttons=["download", "fullscreen"])
+            with gr.Tab("S-ratio sweep"):
+                with gr.Row():
+                    sweep_mode = gr.Radio(list(M.RATIO_MODES), value="random", label="S", elem_id="sweep-mode")
+                    sweep_btn = gr.Button("Sweep r = 0.0 ... 0.9", variant="primary", elem_id="sweep-btn")
+                sweep_strip = gr.Image(label="One noise, S-ratio 0.0 ... 0.9, then the input", elem_id="sweep-strip",
+                                       **IMAGE_OUT)
+                with gr.Row():
+                    sweep_gif = gr.Image(label="As an animation", elem_id="sweep-gif", height=300, format="png",
+                                         interactive=False, buttons=["download"])
+                    sweep_files = gr.File(label="Downloads (PNG strip, GIF)", file_count="multiple",
+                                          elem_id="sweep-files")
+            with gr.Tab("Mix faces") as mix_tab:
+                gr.Markdown("Kept patches (S, from the main grid) are taken from image **A** (the current input) or "
+                            "**B** / **C** by the layout; click the grid to paint a patch's source by hand "
+                            "(generated, A, B, C in turn). Then the model completes the rest.")
+                with gr.Row():
+                    mix_b = gr.Image(type="filepath", image_mode=None, label="Image B (default: another example)",
+                                     sources=["upload", "clipboard"], height=180, elem_id="mix-b")
+                    mix_c = gr.Image(type="filepath", image_mode=None, label="Image C (optional)",
+                                     sources=["upload", "clipboard"], height=180, elem_id="mix-c")
+                    layout = gr.Radio(list(M.LAYOUTS), value="left-right", label="Layout", elem_id="mix-layout")
+                with gr.Row():
+                    mix_grid = gr.Image(label="Sources: A blue, B orange, C violet", elem_id="mix-grid", **IMAGE_OUT)
+                    with gr.Column():
+                        mix_text = gr.Textbox(lines=8, label="Map (A/B/C kept, . generated)", interactive=False,
+                                              elem_id="mix-text")
+                        mix_btn = gr.Button("Mix and complete", variant="primary", elem_id="mix-btn")
+                with gr.Row():
+                    mix_panels = [gr.Image(label=label, elem_id=f"mix-panel-{k}", height=256, **IMAGE_OUT)
+                                  for k, label in enumerate(["Mixed x_S", "Generated T", "Completion"])]
+            with gr.Tab("API"):
+                gr.Markdown(API_HELP)
+
+        # ---------------------------------------------------------------- wiring
+        named = {"grid": grid, "mask_text": mask_text, "status": status, "seed": seed, "model": model,
+                 "ratio": ratio, "mode": mode, "zoom": zoom, "crop_x": crop_x, "crop_y": crop_y,
+                 "fit_digit": fit_digit, "crop_preview": crop_preview, "brush": brush, "samples": samples,
+                 "sweep_strip": sweep_strip, "sweep_gif": sweep_gif, "sweep_files": sweep_files,
+                 "mix_grid": mix_grid, "mix_text": mix_text, "mix_layout": layout}
+        groups = {"panels": panels, "mix_panels": mix_panels}
+        outputs = [state, *named.values(), *panels, *mix_panels]
+
+        def show(session, updates: dict) -> dict:
+            shown = {state: session}
+            for name, value in updates.items():
+                if name in groups:
+                    shown.update(zip(groups[name], value))
+                else:
+                    shown[named[name]] = value
+            return shown
+
+        def run(handler, session, *args) -> dict:
+            """Call a session handler; problems the user can fix become a warning and a status line."""
+            try:
+                if session is None:  # the page's load event failed (e.g. no model) or has not finished yet
+                    session, _ = studio.start(model="faces")
+                return show(*handler(session, *args))
+            except USER_ERRORS as exc:
+                gr.Warning(str(exc))
+                shown = {status: f"**Problem:** {exc}"}
+                if session is not None:
+                    shown[model] = session.model
+                return shown
+
+        def on(trigger, handler, inputs=(), **kwargs):
+            trigger(lambda session, *args: run(handler, session, *args), [state, *inputs], outputs,
+                    api_visibility="private", **kwargs)
+
+        def start():
+            try:
+                return show(*studio.start("faces"))
+            except USER_ERRORS as exc:
+                return {status: f"**No model available.** {exc}"}
+
+        demo.load(start, None, outputs, api_visibility="private")
+        on(model.input, studio.select_model, [model])
+        for kind, gallery in galleries.items():
+            def pick(session, evt: gr.SelectData, kind=kind):
+                return run(lambda s: studio.use_example(s, kind, evt.index), session)
+            gallery.select(pick, [state], outputs, api_visibility="private")
+        # Uploads skip Gradio's own decoding (preprocess=False): biglearn.imaging reads them, with clear messages
+        # for damaged or oversized files. Gradio still checks that the path is one of its uploads.
+        on(upload.change, lambda s, payload: studio.upload(s, uploaded(payload)), [upload], preprocess=False)
+        for slider in (zoom, crop_x, crop_y):
+            on(slider.release, studio.recrop, [zoom, crop_x, crop_y, fit_digit])
+        on(fit_digit.input, studio.recrop, [zoom, crop_x, crop_y, fit_digit])
+        on(new_input.click, studio.generate_input)
+
+        def grid_click(session, click_action, evt: gr.SelectData):
+            return run(lambda s: studio.click(s, evt.index[0], evt.index[1], click_action), session)
+        grid.select(grid_click, [state, action], outputs, api_visibility="private", trigger_mode="multiple",
+                    concurrency_limit=1, show_progress="hidden")  # one at a time: fast clicks all count
+        on(undo.click, studio.undo_moves)
+        on(brush_tab.select, lambda s: (s, studio.brush_view(s)))
+        on(apply_brush.click, studio.apply_brush, [brush, paint])
+        for name, button in tools.items():
+            on(button.click, lambda s, name=name: studio.tool(s, name))
+        on(ratio.release, studio.set_ratio, [ratio, mode])
+        on(mode.input, studio.set_ratio, [ratio, mode])
+        on(seed.submit, studio.set_seed, [seed])
+        on(resample.click, studio.resample)
+        on(use_text.click, studio.edit_mask, [mask_text])
+        on(samples_btn.click, studio.samples, [count])
+        on(sweep_btn.click, studio.sweep, [sweep_mode])
+        on(mix_b.change, lambda s, payload: studio.mix_upload(s, 0, uploaded(payload)), [mix_b], preprocess=False)
+        on(mix_c.change, lambda s, payload: studio.mix_upload(s, 1, uploaded(payload)), [mix_c], preprocess=False)
+        on(layout.input, studio.set_layout, [layout])
+        on(mix_tab.select, lambda s: (s, studio.mix_view(s)))
+
+        def mix_click(session, evt: gr.SelectData):
+            return run(lambda s: studio.mix_click(s, evt.index[0], evt.index[1]), session)
+        mix_grid.select(mix_click, [state], outputs, api_visibility="private", trigger_mode="multiple",
+                        concurrency_limit=1, show_progress="hidden")
+        on(mix_btn.click, studio.mix)
+
+        add_api(api)
+    return demo
+
+
+def uploaded(payload):
+    """An image component's raw value (a FileData dict) -> a file path or bytes for biglearn.imaging; None if empty."""
+    if not payload:
+        return None
+    if payload.get("path"):
+        return payload["path"]
+    url = payload.get("url") or ""
+    if url.startswith("data:") and "," in url:  # some webcam/clipboard captures arrive inline
+        return base64.b64decode(url.split(",", 1)[1])
+    return None
+
+
+def add_api(api: Api) -> None:
+    """Named endpoints with their own (hidden) inputs and outputs; no session state is involved."""
+
+    def endpoint(fn):
+        @functools.wraps(fn)  # keeps the parameter names for the API page
+        def call(*args):
+            try:
+                return fn(*args)
+            except USER_ERRORS as exc:
+                raise gr.Error(str(exc)) from None
+        return call
+
+    with gr.Column(visible=False):
+        image = gr.File(label="image", type="filepath")
+        image_b = gr.File(label="image_b", type="filepath")
+        model = gr.Textbox("faces", label="model")
+        mask = gr.Textbox("", label="mask")
+        ratio = gr.Number(0.5, label="ratio")
+        mode = gr.Textbox("random", label="mode")
+        seed = gr.Number(0, precision=0, label="seed")
+        count = gr.Number(8, precision=0, label="count")
+        layout = gr.Textbox("left-right", label="layout")
+        moves = gr.Textbox("", label="moves")
+        copy = gr.Checkbox(False, label="copy")
+        panels = [gr.Image(format="png", label=label) for label in ("masked", "generated", "completed")]
+        message = gr.Textbox(label="message")
+        gallery = gr.Gallery(format="png", label="samples")
+        strip = gr.Image(format="png", label="strip")
+        gif = gr.File(label="gif")
+        sample = gr.Image(format="png", label="sample")
+        endpoints = [
+            ("complete", api.complete, [image, model, mask, ratio, mode, seed], [*panels, message]),
+            ("samples", api.samples, [image, model, mask, ratio, mode, seed, count], [gallery, message]),
+            ("sweep", api.sweep, [image, model, mode, seed], [strip, gif, message]),
+            ("mix", api.mix, [image, image_b, model, layout, mask, ratio, mode, seed], [*panels, message]),
+            ("relocate", api.relocate, [image, model, moves, copy, mask, ratio, mode, seed], [*panels, message]),
+            ("generate", api.generate, [model, seed], [sample, message]),
+        ]
+        for name, fn, inputs, outputs in endpoints:
+            gr.Button(visible=False).click(endpoint(fn), inputs, outputs, api_name=name)
+
+
+def launch_options() -> dict:
+    return dict(max_file_size=MAX_FILE_BYTES, ssr_mode=False, show_error=True)
+
+
+def main() -> None:
+    configure_threads()
+    studio = Studio()
+    for name, report in studio.cache.status().items():  # load the models before the first visitor
+        print(f"{name}: {report}", flush=True)
+    build_demo(studio).queue(default_concurrency_limit=2).launch(**launch_options())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,342 @@
+"""Per-user state and the handlers behind every control of the page, as plain Python.
+
+Each handler takes a `Session` (held per browser session in `gr.State`) and the control's values, and returns the
+new session and a dict of named updates ('grid', 'panels', 'status', ...); `app.py` maps the names to components.
+Handlers never mutate the session they are given. Problems the user can fix raise one of `USER_ERRORS`
+(ValueError, ImageError, ModelUnavailable), whose messages are meant to be shown as they are.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from biglearn.app import masks as M
+from biglearn.app import ops, render
+from biglearn.app.models import MODELS, ModelCache, ModelUnavailable
+from biglearn.imaging import Crop, ImageError, crop_preview, load_image, to_model_image
+from biglearn.inference import Completer
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLE_KINDS = ("faces", "digits", "drawn")  # examples/<kind>/*.png; "drawn" are out-of-domain pictures
+CLICK_ACTIONS = ("toggle", "move", "copy")
+USER_ERRORS = (ValueError, ImageError, ModelUnavailable)
+
+
+def list_examples(kind: str) -> list[Path]:
+    folder = EXAMPLES_DIR / kind
+    return sorted(folder.glob("*.png")) if folder.is_dir() else []
+
+
+def model_input(picture, completer: Completer, model: str, crop: Crop = Crop(), fit_digit: bool = True) -> np.ndarray:
+    """Any picture (path, PIL image, array) -> the model's [S, S, C] uint8 input; digits become MNIST-like."""
+    cfg = completer.cfg
+    digit = model == "digits"
+    return to_model_image(load_image(picture), cfg.image_size, cfg.channels, crop=crop, digit=digit,
+                          fit_digit=digit and fit_digit)
+
+
+@dataclass
+class Session:
+    model: str = "faces"
+    image: np.ndarray | None = None      # x, [S, S, C] uint8, after any patch moves
+    original: np.ndarray | None = None   # x before patch moves
+    upload: np.ndarray | None = None     # RGB working copy of the last upload, for re-cropping and model switches
+    source: str = "none"                 # "example", "upload" or "generated"
+    crop: Crop = Crop()
+    fit_digit: bool = True
+    mask: np.ndarray | None = None       # [grid, grid] bool, True = kept (S)
+    ratio: float = 0.5
+    mode: str = "random"
+    seed: int = 0
+    pending: tuple[int, int] | None = None                   # patch picked up by a move/copy click
+    mix_uploads: list = field(default_factory=lambda: [None, None])   # images B and C (RGB working copies)
+    mix_map: np.ndarray | None = None    # [grid, grid] int8: -1 generated, 0 = A (the input), 1 = B, 2 = C
+    mix_layout: str = "left-right"
+
+
+class Studio:
+    """The page's behaviour; one per process, shared by all sessions (it holds only the model cache)."""
+
+    def __init__(self, cache: ModelCache | None = None):
+        self.cache = cache or ModelCache()
+
+    def completer(self, s: Session) -> Completer:
+        return self.cache.get(s.model)
+
+    # ------------------------------------------------------------ views
+    def view(self, s: Session, note: str = "") -> dict:
+        """Grid, mask text, the three completion panels and a status line for the session as it is."""
+        completer = self.completer(s)
+        done = ops.complete(completer, s.image, s.mask, s.seed)
+        timing = "" if s.mask.all() else f" Completed in {done.seconds * 1000:.0f} ms on {completer.device.type} " \
+                                           f"(seed {s.seed})."
+        return {
+            "grid": render.grid_view(s.image, s.mask, selected=s.pending),
+            "mask_text": M.format_grid(s.mask),
+            "panels": render.panels(s.image, done.completed, s.mask),
+            "seed": s.seed,
+            "status": " ".join(part for part in (note, done.message + timing) if part),
+        }
+
+    def brush_view(self, s: Session) -> dict:
+        return {"brush": {"background": render.grid_view(s.image, s.mask), "layers": [], "composite": None}}
+
+    def crop_view(self, s: Session) -> dict:
+        if s.upload is None:
+            return {"crop_preview": None}
+        return {"crop_preview": crop_preview(Image.fromarray(s.upload), s.crop)}
+
+    def controls(self, s: Session) -> dict:
+        return {"model": s.model, "ratio": s.ratio, "mode": s.mode, "zoom": s.crop.zoom, "crop_x": s.crop.x,
+                "crop_y": s.crop.y, "fit_digit": s.fit_digit}
+
+    # ------------------------------------------------------------ inputs
+    def start(self, model: str = "faces") -> tuple[Session, dict]:
+        """A fresh session on `model`'s first example (or a sample of the model when it has no examples)."""
+        s = Session(model=model)
+        completer = self.completer(s)
+        s = self._fit_mask(self._set_input(s, *self._default_input(s, completer)), completer.grid)
+        return s, {**self.view(s), **self.controls(s), **self.crop_view(s), **self.mix_view(s)}
+
+    def _default_input(self, s: Session, completer: Completer) -> tuple[np.ndarray, str]:
+        examples = list_examples(s.model)
+        if examples:
+            return model_input(examples[0], completer, s.model, fit_digit=False), "example"
+        return ops.joint_sample(completer, s.seed), "generated"
+
+    def _set_input(self, s: Session, image: np.ndarray, source: str, upload=None) -> Session:
+        changes = dict(image=image, original=image, source=source, pending=None, mix_map=None)
+        if source != "upload":
+            changes.update(upload=None, crop=Crop())
+        else:
+            changes["upload"] = upload
+        return replace(s, **changes)
+
+    @staticmethod
+    def _fit_mask(s: Session, grid: int) -> Session:
+        """Keep the mask when the grid is unchanged, else draw one at the session's ratio and mode."""
+        if s.mask is not None and s.mask.shape[0] == grid:
+            return s
+        return replace(s, mask=M.tool_mask(s.mode, grid, ratio=s.ratio, seed=s.seed))
+
+    def select_model(self, s: Session, model: str) -> tuple[Session, dict]:
+        if model not in MODELS:
+            raise ValueError(f"unknown model {model!r}")
+        if model == s.model:
+            return s, {}
+        new = replace(s, model=model)
+        completer = self.completer(new)  # raises ModelUnavailable with the reason; the old model stays selected
+        if s.source == "upload" and s.upload is not None:
+            image = model_input(s.upload, completer, model, s.crop, s.fit_digit)
+            new = self._set_input(new, image, "upload", s.upload)
+        else:
+            new = self._set_input(new, *self._default_input(new, completer))
+        new = self._fit_mask(new, completer.grid)
+        note = f"Switched to the {model} model."
+        return new, {**self.view(new, note), **self.controls(new), **self.crop_view(new), **self.mix_view(new)}
+
+    def upload(self, s: Session, picture) -> tuple[Session, dict]:
+        """A new picture from upload, webcam or clipboard (path, PIL image or array); None (cleared) changes nothing."""
+        if picture is None:
+            return s, {}
+        working = np.asarray(load_image(picture))
+        completer = self.completer(s)
+        s = replace(s, crop=Crop())
+        image = model_input(working, completer, s.model, s.crop, s.fit_digit)
+        s = self._set_input(s, image, "upload", working)
+        h, w = working.shape[:2]
+        note = f"Using your {w}x{h} picture (centre crop; adjust it under 'Crop')."
+        return s, {**self.view(s, note), **self.controls(s), **self.crop_view(s), **self.mix_view(s)}
+
+    def recrop(self, s: Session, zoom: float, x: float, y: float, fit_digit: bool) -> tuple[Session, dict]:
+        s = replace(s, crop=Crop(float(zoom), float(x), float(y)), fit_digit=bool(fit_digit))
+        if s.upload is None:
+            return s, {"status": "The crop applies to uploaded pictures; upload one first."}
+        image = model_input(s.upload, self.completer(s), s.model, s.crop, s.fit_digit)
+        s = self._set_input(s, image, "upload", s.upload)
+        return s, {**self.view(s), **self.crop_view(s), **self.mix_view(s)}
+
+    def use_example(self, s: Session, kind: str, index: int) -> tuple[Session, dict]:
+        """A built-in example: faces/digits ones switch to their model; drawn ones are used like an upload."""
+        examples = list_examples(kind) if kind in EXAMPLE_KINDS else []
+        if not 0 <= index < len(examples):
+            raise ValueError(f"there is no {kind} example number {index}")
+        if kind == "drawn":
+            s, updates = self.upload(s, examples[index])
+            return s, {**updates, "status": f"Out-of-domain example {examples[index].name}. {updates['status']}"}
+        switched = kind != s.model
+        new = replace(s, model=kind)
+        completer = self.completer(new)
+        new = self._set_input(new, model_input(examples[index], completer, kind, fit_digit=False), "example")
+        new = self._fit_mask(new, completer.grid)
+        note = f"Switched to the {kind} model. " if switched else ""
+        return new, {**self.view(new, note + f"Example: {examples[index].name}."), **self.controls(new),
+                     **self.crop_view(new), **self.mix_view(new)}
+
+    def generate_input(self, s: Session) -> tuple[Session, dict]:
+        """A new input drawn from the model itself (S empty, a fresh seed)."""
+        seed = random.randrange(2**31)
+        s = self._set_input(s, ops.joint_sample(self.completer(s), seed), "generated")
+        return s, {**self.view(s, f"New input sampled from the model (seed {seed})."), **self.crop_view(s),
+                   **self.mix_view(s)}
+
+    # ------------------------------------------------------------ the mask
+    def click(self, s: Session, x: float, y: float, action: str = "toggle") -> tuple[Session, dict]:
+        """A click at pixel (x, y) of the grid view: toggle the patch, or pick up / put down a patch to move or copy."""
+        grid = s.mask.shape[0]
+        row, col = M.cell_at(x, y, grid, render.GRID_SIDE // grid * grid)
+        if action == "toggle":
+            s = replace(s, mask=M.toggled(s.mask, row, col), pending=None)
+            state = "kept (S)" if s.mask[row, col] else "generated (T)"
+            return s, self.view(s, f"Patch ({row}, {col}) is now {state}.")
+        if action not in CLICK_ACTIONS:
+            raise ValueError(f"unknown click action {action!r}")
+        if s.pending is None:
+            s = replace(s, pending=(row, col))
+            return s, self.view(s, f"Picked patch ({row}, {col}); click where it should go.")
+        if s.pending == (row, col):
+            s = replace(s, pending=None)
+            return s, self.view(s, "Move cancelled.")
+        patch = self.completer(s).cfg.patch_size
+        image, mask = M.moved_patches(s.image, s.mask, [(s.pending, (row, col))], patch, copy=action == "copy")
+        verb = "Copied" if action == "copy" else "Moved"
+        note = f"{verb} patch {s.pending} to ({row}, {col})."
+        s = replace(s, image=image, mask=mask, pending=None)
+        return s, self.view(s, note)
+
+    def undo_moves(self, s: Session) -> tuple[Session, dict]:
+        s = replace(s, image=s.original, pending=None)
+        return s, self.view(s, "Patch moves undone.")
+
+    def tool(self, s: Session, tool: str) -> tuple[Session, dict]:
+        grid = s.mask.shape[0]
+        seed = random.randrange(2**31) if tool == "random" else None
+        s = replace(s, mask=M.tool_mask(tool, grid, ratio=s.ratio, seed=seed, current=s.mask), pending=None)
+        return s, self.view(s)
+
+    def set_ratio(self, s: Session, ratio: float, mode: str) -> tuple[Session, dict]:
+        """The S-ratio slider was released (or the mode changed): a new random or raster mask at that ratio."""
+        if mode not in M.RATIO_MODES:
+            raise ValueError(f"the S-ratio mode must be one of {', '.join(M.RATIO_MODES)}")
+        s = replace(s, ratio=float(ratio), mode=mode)
+        return self.tool(s, mode)
+
+    def edit_mask(self, s: Session, text: str) -> tuple[Session, dict]:
+        s = replace(s, mask=M.parse_grid(text, s.mask.shape[0]), pending=None)
+        return s, self.view(s)
+
+    def apply_brush(self, s: Session, editor: dict | None, paint: str = "kept") -> tuple[Session, dict]:
+        """Patches painted in the brush editor become kept (or generated); the result is drawn back on the grid."""
+        layers = [np.asarray(layer) for layer in (editor or {}).get("layers") or [] if layer is not None]
+        painted = [layer[..., 3] > 0 for layer in layers if layer.ndim == 3 and layer.shape[-1] == 4]
+        if not painted or not any(p.any() for p in painted):
+            raise ValueError("Nothing painted yet: brush over some patches, then press Apply.")
+        cells = M.brushed_cells(np.logical_or.reduce(painted), s.mask.shape[0])
+        mask = s.mask | cells if paint == "kept" else s.mask & ~cells
+        s = replace(s, mask=mask, pending=None)
+        what = "kept" if paint == "kept" else "generated"
+        return s, {**self.view(s, f"Brush: {int(cells.sum())} patches marked {what}."), **self.brush_view(s)}
+
+    # ------------------------------------------------------------ noise
+    def set_seed(self, s: Session, seed) -> tuple[Session, dict]:
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise ValueError(f"the seed must be a whole number, not {seed!r}") from None
+        s = replace(s, seed=seed % 2**31)
+        return s, self.view(s)
+
+    def resample(self, s: Session) -> tuple[Session, dict]:
+        return self.set_seed(s, random.randrange(2**31))
+
+    # ------------------------------------------------------------ samples and sweep
+    def samples(self, s: Session, count: int) -> tuple[Session, dict]:
+        images = ops.samples(self.completer(s), s.image, s.mask, s.seed, int(count))
+        gallery = [(render.enlarge(img), f"sample {i + 1} (seed {s.seed})") for i, img in enumerate(images)]
+        return s, {"samples": gallery, "status": f"{len(images)} samples of the same x_S, one noise each. " +
+                   ops.describe(s.mask)}
+
+    def sweep(self, s: Session, mode: str) -> tuple[Session, dict]:
+        if mode not in M.RATIO_MODES:
+            raise ValueError(f"the sweep mode must be one of {', '.join(M.RATIO_MODES)}")
+        columns = ops.sweep(self.completer(s), s.image, mode, s.seed)
+        return s, sweep_outputs(columns, mode, s.seed)
+
+    # ------------------------------------------------------------ mixing
+    def mix_sources(self, s: Session) -> list[np.ndarray]:
+        """[A, B(, C)] in the model's format: A is the current input, B defaults to another example."""
+        completer = self.completer(s)
+        images = [s.image]
+        for upload in s.mix_uploads:
+            if upload is not None:
+                images.append(model_input(upload, completer, s.model, fit_digit=True))
+        if len(images) == 1:
+            examples = list_examples(s.model)
+            fallback = (model_input(examples[1 % len(examples)], completer, s.model, fit_digit=False) if examples
+                        else ops.joint_sample(completer, s.seed + 1))
+            images.append(fallback)
+        return images
+
+    def _mix_map(self, s: Session) -> np.ndarray:
+        """The painted map in 'paint' layout; otherwise the layout applied to the current S."""
+        if s.mix_layout == "paint" and s.mix_map is not None and s.mix_map.shape == s.mask.shape:
+            return s.mix_map
+        return M.layout_sources("left-right" if s.mix_layout == "paint" else s.mix_layout, s.mask)
+
+    def _mix_inputs(self, s: Session) -> tuple[list[np.ndarray], np.ndarray]:
+        images = self.mix_sources(s)
+        sources = self._mix_map(s)
+        return images, np.where(sources < len(images), sources, -1).astype(np.int8)  # a C slot may be empty
+
+    def mix_view(self, s: Session) -> dict:
+        images, sources = self._mix_inputs(s)
+        mixed = M.mix_images(images, sources, self.completer(s).cfg.patch_size)
+        return {"mix_grid": render.grid_view(mixed, sources >= 0, sources=sources),
+                "mix_text": M.format_sources(sources), "mix_layout": s.mix_layout}
+
+    def mix_upload(self, s: Session, slot: int, picture) -> tuple[Session, dict]:
+        uploads = list(s.mix_uploads)
+        uploads[slot] = None if picture is None else np.asarray(load_image(picture))
+        s = replace(s, mix_uploads=uploads)
+        return s, self.mix_view(s)
+
+    def set_layout(self, s: Session, layout: str) -> tuple[Session, dict]:
+        if layout not in M.LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(M.LAYOUTS)}")
+        s = replace(s, mix_layout=layout, mix_map=self._mix_map(s) if layout == "paint" else None)
+        return s, self.mix_view(s)
+
+    def mix_click(self, s: Session, x: float, y: float) -> tuple[Session, dict]:
+        """Painting a mix by hand: each click cycles a patch generated -> A -> B (-> C) -> generated."""
+        grid = s.mask.shape[0]
+        row, col = M.cell_at(x, y, grid, render.GRID_SIDE // grid * grid)
+        count = len(self.mix_sources(s))
+        s = replace(s, mix_layout="paint", mix_map=M.next_source(self._mix_map(s), row, col, count))
+        return s, {**self.mix_view(s), "status": "Painting the mix: a click cycles generated, A, B (, C)."}
+
+    def mix(self, s: Session) -> tuple[Session, dict]:
+        """Complete the mixed x_S (kept patches from A/B/C as the map says, the rest generated)."""
+        images, sources = self._mix_inputs(s)
+        return s, {**mixed_completion(self.completer(s), images, sources, s.seed), **self.mix_view(s)}
+
+
+def mixed_completion(completer: Completer, images: list[np.ndarray], sources: np.ndarray, seed: int) -> dict:
+    mixed = M.mix_images(images, sources, completer.cfg.patch_size)
+    done = ops.complete(completer, mixed, sources >= 0, seed)
+    counts = ", ".join(f"{int((sources == i).sum())} from {'ABCD'[i]}" for i in range(len(images)))
+    return {"mix_panels": render.panels(mixed, done.completed, done.mask),
+            "status": f"Mix: kept {counts}; generated {int((sources < 0).sum())}. {done.message}"}
+
+
+def sweep_outputs(columns: np.ndarray, mode: str, seed: int) -> dict:
+    factor = max(1, 128 // columns.shape[1])  # 64 px models x2, 32 px x4
+    strip = ops.sweep_strip(columns).repeat(factor, axis=0).repeat(factor, axis=1)
+    frames = [render.labelled(col, label) for col, label in zip(columns, ops.sweep_labels())]
+    png = render.save_png(strip, f"sweep-{mode}-seed{seed}")
+    gif = render.save_gif(frames, f"sweep-{mode}-seed{seed}")
+    return {"sweep_strip": strip, "sweep_gif": gif, "sweep_files": [png, gif],
+            "status": f"S-ratio sweep ({mode} S, seed {seed}): r = 0.0 ... 0.9 with one noise, then the input."}
