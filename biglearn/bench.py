@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, help="default: on for CUDA")
     parser.add_argument("--no-reference", action="store_true", help="skip the eager fp32 reference step")
     parser.add_argument("--no-inference", action="store_true", help="skip the CPU inference latency")
+    parser.add_argument("--inference-only", action="store_true", help="only the CPU inference latency")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -121,6 +122,12 @@ def main() -> None:
     report = {"dataset": args.dataset, "preset": args.preset, "batch": cfg.batch, "device": str(device),
               "device_name": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": torch.__version__,
               "precision": fast.precision, "compile": fast.compile}
+    if args.inference_only:
+        report.update(inference_latency(cfg))
+        print(json.dumps(report, indent=2))
+        print(f"{args.dataset}/{args.preset} CPU completion: {report['cpu_ms_1']:.1f} ms for 1 image, "
+              f"{report['cpu_ms_10']:.1f} ms for 10")
+        return
     report["flops_per_image"] = count_flops_per_image(cfg, device)
     if not args.no_reference:  # first, so a run cut short by a time limit still has the baseline
         if cuda:  # the reference is plain fp32: no TF32 either

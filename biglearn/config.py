@@ -36,6 +36,9 @@ class ModelConfig:
     noise_norm: bool = False
     head_channels: int = 32          # hidden channels of the 3-layer conv head
     d_overlap: int = 2               # discriminator patches overlap their neighbours by this many pixels per side
+    # Minibatch standard deviation (StyleGAN) over groups of this many consecutive images, fed to D's CLS token
+    # before its last block; 0 disables. Beyond the paper: without it joint samples collapsed to one image.
+    d_mbstd_group: int = 0
 
     @property
     def grid(self) -> int:
@@ -120,7 +123,7 @@ def _demo_mnist() -> TrainConfig:
     model = ModelConfig(dataset="mnist", image_size=32, channels=1, patch_size=4,
                         enc_depth=4, enc_heads=4, enc_dim=192, dec_depth=4, dec_heads=4, dec_dim=256,
                         d_depth=4, d_heads=4, d_dim=192, z_dim=64, noise_width=192, noise_dim=16,
-                        head_channels=32, noise_norm=True)
+                        head_channels=32, noise_norm=True, d_mbstd_group=4)
     return TrainConfig(model=model, preset="demo", batch=256, grad_clip=5.0, tick_kimg=8.0)
 
 
@@ -128,9 +131,18 @@ def _demo_celeba() -> TrainConfig:
     model = ModelConfig(dataset="celeba", image_size=64, channels=3, patch_size=8,
                         enc_depth=4, enc_heads=8, enc_dim=256, dec_depth=4, dec_heads=8, dec_dim=256,
                         d_depth=4, d_heads=8, d_dim=256, z_dim=128, noise_width=256, noise_dim=32,
-                        head_channels=48, noise_norm=True)
+                        head_channels=48, noise_norm=True, d_mbstd_group=4)
     return TrainConfig(model=model, preset="demo", batch=256, eps=1e-5, warmup_epochs=10.0, grad_clip=5.0,
                        xflip=True, diffaug=True, tick_kimg=8.0)
+
+
+def _cpu_mnist() -> TrainConfig:
+    """Small enough to train usefully on a 2-core CPU in about an hour."""
+    model = ModelConfig(dataset="mnist", image_size=28, channels=1, patch_size=4,
+                        enc_depth=3, enc_heads=4, enc_dim=128, dec_depth=3, dec_heads=4, dec_dim=128,
+                        d_depth=3, d_heads=4, d_dim=128, z_dim=64, noise_width=128, noise_dim=16,
+                        head_channels=16, noise_norm=True, d_mbstd_group=4)
+    return TrainConfig(model=model, preset="cpu", batch=64, grad_clip=5.0, tick_kimg=2.0, snap_ticks=5)
 
 
 def _tiny(dataset: str) -> TrainConfig:
@@ -148,6 +160,7 @@ PRESETS = {
     ("celeba", "paper"): _paper_celeba,
     ("mnist", "demo"): _demo_mnist,
     ("celeba", "demo"): _demo_celeba,
+    ("mnist", "cpu"): _cpu_mnist,
     ("mnist", "tiny"): lambda: _tiny("mnist"),
     ("celeba", "tiny"): lambda: _tiny("celeba"),
 }

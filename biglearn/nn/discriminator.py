@@ -27,11 +27,16 @@ class Discriminator(nn.Module):
         self.source_token = nn.Parameter(torch.zeros(1, 1, cfg.d_dim))   # [M_s]
         self.target_token = nn.Parameter(torch.zeros(1, 1, cfg.d_dim))   # [M_t]
         self.blocks = nn.ModuleList(Block(cfg.d_dim, cfg.d_heads, cfg.mlp_ratio) for _ in range(cfg.d_depth))
+        self.mbstd_group = cfg.d_mbstd_group
+        if self.mbstd_group:
+            self.mbstd_token = nn.Parameter(torch.zeros(1, 1, cfg.d_dim))
         self.norm = nn.LayerNorm(cfg.d_dim)  # kept: replacing D's last norm collapses training (App. D)
         self.head = nn.Linear(cfg.d_dim, 1)
         init_weights(self)
         for token in (self.cls_token, self.source_token, self.target_token):
             token_init_(token)
+        if self.mbstd_group:
+            nn.init.normal_(self.mbstd_token, std=1.0)
 
     def forward(self, images: torch.Tensor, source_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
         visible = source_mask | target_mask
@@ -41,6 +46,26 @@ class Discriminator(nn.Module):
         batch = images.shape[0]
         x = torch.cat([self.cls_token.expand(batch, -1, -1), tokens], dim=1)
         key_mask = torch.cat([visible.new_ones(batch, 1), visible], dim=1)
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
+            if self.mbstd_group and i == len(self.blocks) - 1:
+                x = self._add_minibatch_std(x, visible)
             x = block(x, key_mask)
         return self.head(self.norm(x[:, 0])).squeeze(1)
+
+    def _add_minibatch_std(self, x: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """Tell the CLS token how much the visible features vary within a group of consecutive images.
+
+        Groups are consecutive so that a batch laid out as [real | fake | ...] chunks never mixes kinds.
+        """
+        batch, tokens, dim = x.shape
+        group = self.mbstd_group if batch % self.mbstd_group == 0 else 1
+        if group == 1:
+            return x
+        feats = x[:, 1:].reshape(batch // group, group, tokens - 1, dim)
+        weight = visible.reshape(batch // group, group, tokens - 1, 1).float()
+        std = (feats.var(dim=1, unbiased=False) + 1e-8).sqrt()             # [B/g, N, dim]
+        seen = weight.amin(dim=1)                                           # tokens visible in the whole group
+        score = (std * seen).sum(dim=(1, 2)) / (seen.sum(dim=(1, 2)) * dim).clamp(min=1)
+        score = score.repeat_interleave(group)[:, None, None]               # [B, 1, 1]
+        cls = x[:, :1] + score * self.mbstd_token
+        return torch.cat([cls, x[:, 1:]], dim=1)

@@ -1,0 +1,79 @@
+"""report.md for `python -m biglearn.evaluate`: the metrics.json numbers as tables a model card can quote."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    def cell(value) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+
+
+def _mnist_section(metrics: dict) -> list[str]:
+    m, ratios = metrics["mnist"], metrics["ratios"]
+    joint, floor, clf = m["joint"], m["real_floor"], m["classifier"]
+    lines = ["## MNIST: classifier features and labels", "",
+             f"Classifier `{clf['name']}` (test accuracy {clf['test_accuracy'] or float('nan'):.4f}; "
+             f"{clf['accuracy_on_second_set']:.4f} on the second real set, the ceiling for agreement).", ""]
+    lines += _table(["set vs reference", "Fréchet distance", "KID", "class entropy (nats)", "mean max-prob"],
+                    [["joint samples", joint["frechet"], joint["kid"], joint["entropy"], joint["mean_max_prob"]],
+                     ["real (floor)", floor["frechet"], floor["kid"], floor["entropy"], floor["mean_max_prob"]]])
+    lines += ["", "Predicted-class histogram of joint samples (digits 0-9): "
+              + ", ".join(f"{p:.3f}" for p in joint["histogram"]), "",
+              "Completion/label agreement:", ""]
+    lines += _table(["r"] + [f"{r:.1f}" for r in ratios],
+                    [[f"{mode} S"] + values for mode, values in m["agreement"].items()])
+    return lines + [""]
+
+
+def _swd_section(metrics: dict) -> list[str]:
+    s, ratios = metrics["swd"], metrics["ratios"]
+    floor = s["real_floor"]["average"]
+    header = ["set vs reference"] + [f"{r} px" for r in s["resolutions"]] + ["average", "x floor"]
+
+    def row(name: str, result: dict) -> list:
+        return [name] + result["per_level"] + [result["average"], result["average"] / floor]
+    rows = [row("real (floor)", s["real_floor"]), row("per-pixel Gaussian", s["gaussian_baseline"]),
+            row("joint samples", s["joint"])]
+    for mode, results in s["completion"].items():
+        rows += [row(f"completions, {mode} S, r={r:.1f}", c) for r, c in zip(ratios, results)]
+    lines = ["## Sliced Wasserstein distance (x1e3, Laplacian pyramid, 7x7 neighbourhoods)", "",
+             "Completions fill T of the second real set; S pixels are real, so SWD falls towards the floor as r grows.",
+             ""]
+    return lines + _table(header, rows) + [""]
+
+
+def _diversity_section(metrics: dict) -> list[str]:
+    d = metrics["diversity"]
+    modes = list(d)
+    header = ["r"] + [f"{name}, {mode} S" for mode in modes for name in ("diversity", "error")]
+    rows = [[f"{r:.1f}"] + [d[mode][key][i] for mode in modes for key in ("diversity", "error")]
+            for i, r in enumerate(metrics["ratios"])]
+    first = d[modes[0]]
+    lines = ["## Diversity vs S-ratio", "",
+             f"K = {first['k']} noises for each of {first['images']} images; RMS distances on T in [0, 1] "
+             "pixel units. " + "; ".join(f"Spearman rho ({mode} S) = {d[mode]['spearman_rho']:.3f}" for mode in modes)
+             + ".", ""]
+    return lines + _table(header, rows) + [""]
+
+
+def write_report(metrics: dict, path: Path) -> None:
+    info = metrics.get("checkpoint_info", {})
+    lines = [f"# Evaluation of `{metrics['checkpoint']}`", "",
+             f"Dataset {metrics['dataset']} ({metrics['data']}, split {metrics['split']}), {metrics['n']} images per "
+             f"set, device {metrics['device']}, {metrics['seconds']['total']:.0f} s. "
+             f"Checkpoint: preset {info.get('preset', '?')}, {info.get('kimg', '?')} kimg.", "",
+             "## Targets (issue 3)", ""]
+    lines += _table(["measure", "value", "target", "met"],
+                    [[t["name"], t["value"], t["target"], "yes" if t["passed"] else "**no**"]
+                     for t in metrics["targets"]])
+    lines.append("")
+    lines += _mnist_section(metrics) if "mnist" in metrics else _swd_section(metrics)
+    lines += _diversity_section(metrics)
+    lines += ["## Figures", ""]
+    for fig in metrics["figures"]:
+        note = "" if fig["committable"] else f" (shows {fig['shows']} images: keep out of the repo)"
+        lines += [f"- {fig['what']}{note}: `{fig['file']}`", "", f"  ![{fig['file']}]({fig['file']})", ""]
+    path.write_text("\n".join(lines))
