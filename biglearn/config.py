@@ -139,8 +139,8 @@ def _demo_celeba() -> TrainConfig:
 def _cpu_mnist() -> TrainConfig:
     """Small enough to train usefully on a 2-core CPU in about an hour."""
     model = ModelConfig(dataset="mnist", image_size=28, channels=1, patch_size=4,
-                        enc_depth=3, enc_heads=4, enc_dim=128, dec_depth=3, dec_heads=4, dec_dim=128,
-                        d_depth=3, d_heads=4, d_dim=128, z_dim=64, noise_width=128, noise_dim=16,
+                        enc_depth=2, enc_heads=4, enc_dim=96, dec_depth=3, dec_heads=4, dec_dim=96,
+                        d_depth=2, d_heads=4, d_dim=96, z_dim=64, noise_width=96, noise_dim=16,
                         head_channels=16, noise_norm=True, d_mbstd_group=4)
     return TrainConfig(model=model, preset="cpu", batch=64, grad_clip=5.0, tick_kimg=2.0, snap_ticks=5)
 
