@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import threading
 
 import gradio as gr
 
@@ -45,11 +46,26 @@ API_HELP = f"""Named endpoints for `gradio_client` (`Client(url).predict(..., ap
 IMAGE_OUT = dict(format="png", interactive=False, buttons=["download", "fullscreen"])
 
 
+class SessionBox:
+    """One browser session's `Session`, held in `gr.State` and replaced only under the box's lock.
+
+    Gradio runs a session's events concurrently (each listener has its own queue), and a `gr.State` input is read when
+    an event starts and written back when it ends. Two quick actions on different controls (a patch click, then
+    Resample; a tab, then a mask tool) would both start from the same Session, and whichever finished last would
+    silently drop the other's change. So the State holds this box, the same object for every event of the session,
+    and each handler reads the current Session, runs, and stores the new one under the lock: one at a time.
+    """
+
+    def __init__(self) -> None:
+        self.session = None
+        self.lock = threading.Lock()
+
+
 def build_demo(studio: Studio | None = None) -> gr.Blocks:
     studio = studio or Studio()
     api = Api(studio)
     with gr.Blocks(title="BigLearn Studio", delete_cache=(3600, 7200)) as demo:
-        state = gr.State(None, time_to_live=3 * 3600)  # one Session per browser session, dropped when idle
+        state = gr.State(None, time_to_live=3 * 3600)  # a SessionBox per browser session, dropped when idle
         gr.Markdown(INTRO)
         status = gr.Markdown("Loading the model ...", elem_id="status")
         with gr.Row():
@@ -160,8 +176,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         groups = {"panels": panels, "mix_panels": mix_panels}
         outputs = [state, *named.values(), *panels, *mix_panels]
 
-        def show(session, updates: dict) -> dict:
-            shown = {state: session}
+        def show(box: SessionBox, updates: dict) -> dict:
+            shown = {state: box}
             for name, value in updates.items():
                 if name in groups:
                     shown.update(zip(groups[name], value))
@@ -169,34 +185,46 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                     shown[named[name]] = value
             return shown
 
-        def run(handler, session, *args) -> dict:
-            """Call a session handler; problems the user can fix become a warning and a status line."""
-            try:
-                if session is None:  # the page's load event failed (e.g. no model) or has not finished yet
-                    session, _ = studio.start(model="faces")
-                return show(*handler(session, *args))
-            except USER_ERRORS as exc:
-                gr.Warning(str(exc))
-                shown = {status: f"**Problem:** {exc}"}
-                if session is not None:
-                    shown[model] = session.model
-                return shown
+        def run(handler, box: SessionBox | None, *args) -> dict:
+            """Call a session handler on the session as it is now (one event at a time per browser session, see
+            SessionBox); problems the user can fix become a warning and a status line."""
+            box = box or SessionBox()  # the page's load event failed (e.g. no model) or has not finished yet
+            with box.lock:
+                try:
+                    if box.session is None:
+                        box.session, _ = studio.start(model="faces")
+                    box.session, updates = handler(box.session, *args)
+                    return show(box, updates)
+                except USER_ERRORS as exc:
+                    gr.Warning(str(exc))
+                    shown = {status: f"**Problem:** {exc}"}
+                    if box.session is not None:
+                        shown[model] = box.session.model
+                    return shown
 
         def on(trigger, handler, inputs=(), **kwargs):
-            trigger(lambda session, *args: run(handler, session, *args), [state, *inputs], outputs,
+            trigger(lambda box, *args: run(handler, box, *args), [state, *inputs], outputs,
                     api_visibility="private", **kwargs)
 
-        def start():
-            try:
-                return show(*studio.start("faces"))
-            except USER_ERRORS as exc:
-                return {status: f"**No model available.** {exc}"}
+        def start(box: SessionBox | None):
+            box = box or SessionBox()
+            with box.lock:
+                try:
+                    if box.session is None:  # else an early event already started it: keep what the user did
+                        box.session, updates = studio.start("faces")
+                    else:
+                        s = box.session
+                        updates = {**studio.view(s), **studio.controls(s), **studio.crop_view(s),
+                                   **studio.mix_view(s)}
+                    return show(box, updates)
+                except USER_ERRORS as exc:
+                    return {status: f"**No model available.** {exc}"}
 
-        demo.load(start, None, outputs, api_visibility="private")
+        demo.load(start, [state], outputs, api_visibility="private")
         on(model.input, studio.select_model, [model])
         for kind, gallery in galleries.items():
-            def pick(session, evt: gr.SelectData, kind=kind):
-                return run(lambda s: studio.use_example(s, kind, evt.index), session)
+            def pick(box, evt: gr.SelectData, kind=kind):
+                return run(lambda s: studio.use_example(s, kind, evt.index), box)
             gallery.select(pick, [state], outputs, api_visibility="private")
         # Uploads skip Gradio's own decoding (preprocess=False): biglearn.imaging reads them, with clear messages
         # for damaged or oversized files. Gradio still checks that the path is one of its uploads.
@@ -206,8 +234,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         on(fit_digit.input, studio.recrop, [zoom, crop_x, crop_y, fit_digit])
         on(new_input.click, studio.generate_input)
 
-        def grid_click(session, click_action, evt: gr.SelectData):
-            return run(lambda s: studio.click(s, evt.index[0], evt.index[1], click_action), session)
+        def grid_click(box, click_action, evt: gr.SelectData):
+            return run(lambda s: studio.click(s, evt.index[0], evt.index[1], click_action), box)
         grid.select(grid_click, [state, action], outputs, api_visibility="private", trigger_mode="multiple",
                     concurrency_limit=1, show_progress="hidden")  # one at a time: fast clicks all count
         on(undo.click, studio.undo_moves)
@@ -227,8 +255,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         on(layout.input, studio.set_layout, [layout])
         on(mix_tab.select, lambda s: (s, studio.mix_view(s)))
 
-        def mix_click(session, evt: gr.SelectData):
-            return run(lambda s: studio.mix_click(s, evt.index[0], evt.index[1]), session)
+        def mix_click(box, evt: gr.SelectData):
+            return run(lambda s: studio.mix_click(s, evt.index[0], evt.index[1]), box)
         mix_grid.select(mix_click, [state], outputs, api_visibility="private", trigger_mode="multiple",
                         concurrency_limit=1, show_progress="hidden")
         on(mix_btn.click, studio.mix)

@@ -125,17 +125,17 @@ def image_src(page, selector: str) -> str:
 
 
 def click_image(page, selector: str, x: float, y: float) -> None:
-    """Click pixel (x, y) of an image shown with object-fit: scale-down (never enlarged, centred)."""
-    page.wait_for_function("""s => { const i = document.querySelector(s + ' img');
-        return i && i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0; }""", arg=selector)
-    page.locator(f"{selector} img").scroll_into_view_if_needed()
-    box = page.evaluate("""s => { const i = document.querySelector(s + ' img'); const r = i.getBoundingClientRect();
-        return [r.x, r.y, r.width, r.height, i.naturalWidth, i.naturalHeight]; }""", selector)
-    left, top, width, height, natural_w, natural_h = box
+    """Click pixel (x, y) of an image shown with object-fit: scale-down (never enlarged, centred).
+
+    A locator click, not a raw mouse click: Playwright waits until the image itself receives the click, so it never
+    lands on the progress overlay of an event still running (every event shows one on all its outputs)."""
+    ready = page.wait_for_function("""s => { const i = document.querySelector(s + ' img');
+        const r = i && i.complete && i.naturalWidth > 0 && i.getBoundingClientRect();
+        return r && r.width > 0 && [r.width, r.height, i.naturalWidth, i.naturalHeight]; }""", arg=selector)
+    width, height, natural_w, natural_h = ready.json_value()  # measured in the same check (the img may be swapped)
     scale = min(1.0, width / natural_w, height / natural_h)
-    left += (width - natural_w * scale) / 2
-    top += (height - natural_h * scale) / 2
-    page.mouse.click(left + x * scale, top + y * scale)
+    page.locator(f"{selector} img").click(position={"x": (width - natural_w * scale) / 2 + x * scale,
+                                                    "y": (height - natural_h * scale) / 2 + y * scale})
 
 
 def grid_size(page) -> int:
@@ -217,8 +217,11 @@ def test_samples(page):
 def test_mix(page):
     page.get_by_role("tab", name="Mix faces").click()
     act(page, lambda: page.click("#tool-all"), "nothing to generate")
+    grid = grid_size(page)
     page.get_by_label("top-bottom").check()
-    page.wait_for_function("() => document.querySelector('#mix-text textarea').value.includes('B')")
+    # the map for this layout over the all-kept mask; the one shown before (from an earlier mask) has Bs already
+    top_bottom = "\n".join(["A" * grid] * (grid // 2) + ["B" * grid] * (grid - grid // 2))
+    page.wait_for_function("t => document.querySelector('#mix-text textarea').value === t", arg=top_bottom)
     act(page, lambda: click_image(page, "#mix-grid", 5, 5), "Painting the mix")  # patch (0, 0): A -> B
     assert page.input_value("#mix-text textarea").startswith("B")
     text = act(page, lambda: page.click("#mix-btn"), r"Mix: kept \d+ from A, \d+ from B")
