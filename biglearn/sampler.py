@@ -53,13 +53,11 @@ def sample_pairs(batch: int, num_patches: int, *, source_beta=(0.5, 3.0), target
     everything = torch.ones(batch, num_patches, dtype=torch.bool, device=device)
     raster = torch.rand(batch, device=device) < raster_prob
     source1 = _subset(everything, _beta(source_beta, batch, device), raster, min_left=1)
-    never_random = torch.zeros_like(raster)
     rest = ~source1
     # T1 is a random subset of L \ S1 with at least one patch.
-    t_ratio = _beta(target_beta, batch, device)
-    t_size = rest.sum(dim=1)
-    t_count = (t_ratio * t_size).round().long().clamp(min=1)
-    target1 = _subset(rest, (t_count.float() / t_size.float()).clamp(max=1.0), never_random, min_left=0)
+    t_count = (_beta(target_beta, batch, device) * rest.sum(dim=1)).round().long().clamp(min=1)
+    scores = torch.where(rest, torch.rand(batch, num_patches, device=device), 2.0)  # S1 ranks last
+    target1 = count_to_mask(t_count, scores) & rest
     union = source1 | target1
     source2 = _subset(union, _beta(comm_beta, batch, device), raster, min_left=1)
     target2 = union & ~source2

@@ -72,6 +72,3 @@ def count_params(module: nn.Module) -> int:
 
 def token_init_(param: nn.Parameter) -> None:
     nn.init.normal_(param, std=0.02)
-
-
-
