@@ -19,10 +19,16 @@ def main(dataset: str, default_data: str, argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if not cfg.data:
         cfg.data = default_data
-    if args.dry_run:
+    from biglearn.trainer import train  # torch-heavy imports only when training
+    return run_training(train, cfg, args.dry_run)
+
+
+def run_training(train, cfg, dry_run: bool) -> int:
+    """`--dry-run` prints the resolved config; otherwise train, turning the user's problems into a message + 2."""
+    if dry_run:
         print(cfg.to_json())
         return 0
-    from biglearn.trainer import TrainingDiverged, train  # torch-heavy imports only when training
+    from biglearn.trainer import TrainingDiverged
     try:
         train(cfg)
     except (DataError, CheckpointError, TrainingDiverged) as exc:

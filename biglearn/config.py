@@ -186,10 +186,11 @@ def _parse_value(text: str, like: Any) -> Any:
     return type(like)(text)
 
 
-def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
-    """Apply `key=value` overrides; model fields may be named bare (`dec_dim=384`) or as `model.dec_dim=384`."""
-    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
+def apply_overrides(cfg, overrides: list[str]):
+    """Apply `key=value` overrides to a train config with a nested `model` config (the GAN's or the multi-modal
+    model's); model fields may be named bare (`dec_dim=384`) or as `model.dec_dim=384`."""
+    model_fields = {f.name for f in dataclasses.fields(cfg.model)}
+    train_fields = {f.name for f in dataclasses.fields(cfg)} - {"model"}
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not of the form key=value")

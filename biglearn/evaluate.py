@@ -293,9 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo-safe", action="store_true", dest="repo_safe",
                         help="write only figures that may be committed (no real faces, no OOD images)")
     args = parser.parse_args(argv)
-    cfg = EvalConfig(**{**vars(args), "out": Path(args.out)})
+    return run_evaluation(evaluate, EvalConfig(**{**vars(args), "out": Path(args.out)}))
+
+
+def run_evaluation(evaluate_fn, cfg) -> int:
+    """Run an evaluator, print each target as PASS / MISS; the user's problems become a message and exit code 2."""
     try:
-        metrics = evaluate(cfg)
+        metrics = evaluate_fn(cfg)
     except (CheckpointError, DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

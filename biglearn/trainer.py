@@ -132,7 +132,7 @@ class Reporter:
                 print("tensorboard is not installed: scalars go to stats.jsonl only", file=sys.stderr)
         self.stats_path = run_dir / "stats.jsonl"
 
-    def tick(self, record: dict, total_kimg: float, eta: float) -> None:
+    def tick(self, record: dict, line: str) -> None:
         if not self.enabled:
             return
         with self.stats_path.open("a") as f:
@@ -142,15 +142,19 @@ class Reporter:
                 if isinstance(value, (int, float)) and key != "kimg":
                     self.writer.add_scalar(key, value, global_step=int(record["kimg"] * 1000))
             self.writer.flush()
-        d = record["J1"] + record["J2"] + record["J3"]
-        g = record["L1"] + record["L2"] + record["L3"]
-        print(f"kimg {record['kimg']:8.2f}/{total_kimg:g} | {record['img_per_s']:7.1f} img/s | "
-              f"D {d:.3f} (J3 {record['J3']:.3f}) R1 {record['R1']:.3f} | G {g:.3f} (L3 {record['L3']:.3f}) | "
-              f"ETA {format_eta(eta)}", flush=True)
+        print(line, flush=True)
 
     def close(self) -> None:
         if self.writer:
             self.writer.close()
+
+
+def status_line(record: dict, total_kimg: float, eta: float) -> str:
+    d = record["J1"] + record["J2"] + record["J3"]
+    g = record["L1"] + record["L2"] + record["L3"]
+    return (f"kimg {record['kimg']:8.2f}/{total_kimg:g} | {record['img_per_s']:7.1f} img/s | "
+            f"D {d:.3f} (J3 {record['J3']:.3f}) R1 {record['R1']:.3f} | G {g:.3f} (L3 {record['L3']:.3f}) | "
+            f"ETA {format_eta(eta)}")
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -223,7 +227,7 @@ def train(cfg: TrainConfig) -> Path:
             eta = (total_images - progress.images_seen) / max(img_per_s, 1e-9)
             if cfg.max_minutes:
                 eta = min(eta, cfg.max_minutes * 60 - (now - start_time))
-            reporter.tick(record, cfg.kimg, eta)
+            reporter.tick(record, status_line(record, cfg.kimg, eta))
             ticks += 1
             loss_sum.zero_()
             loss_steps, tick_start, tick_start_images = 0, now, progress.images_seen

@@ -1,7 +1,7 @@
-"""Shared set-up for the app tests: checkpoints for both models, without depending on leftovers in /tmp.
+"""Shared set-up for the app tests: checkpoints for every model, without depending on leftovers in /tmp.
 
-Shipped checkpoints (checkpoints/celeba, checkpoints/mnist) are used when present; for a missing one a tiny
-random-initialised generator is written to a temporary folder and $BIGLEARN_CHECKPOINTS points there.
+Shipped checkpoints (checkpoints/celeba, checkpoints/mnist, checkpoints/digits-multimodal) are used when present; for
+a missing one a tiny random-initialised model is written to a temporary folder and $BIGLEARN_CHECKPOINTS points there.
 """
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from biglearn.app.models import MODELS, is_checkpoint
+from biglearn.app.models import MODELS, MULTIMODAL_MODELS, is_checkpoint
 from biglearn.checkpoint import export_sampling_checkpoint
 from biglearn.config import preset
 from biglearn.inference import REPO_CHECKPOINTS
+from biglearn.multimodal import config as multimodal_config
+from biglearn.multimodal.model import DigitsModel
+from biglearn.multimodal.tokenizer import VQTokenizer
+from biglearn.multimodal.transformer import AnyOrderTransformer
 from biglearn.nn.generator import Generator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +36,12 @@ def write_tiny_checkpoints(folder: Path) -> list[str]:
         torch.manual_seed(0)
         export_sampling_checkpoint(folder / dataset, Generator(cfg), cfg, {"note": "test stand-in, random init"})
         written.append(dataset)
+    for name in MULTIMODAL_MODELS.values():
+        if not is_checkpoint(REPO_CHECKPOINTS / name):
+            cfg = multimodal_config.preset("tiny").model
+            torch.manual_seed(0)
+            DigitsModel(VQTokenizer(cfg), AnyOrderTransformer(cfg), "cpu").save(folder / name, {"note": "stand-in"})
+            written.append(name)
     return written
 
 

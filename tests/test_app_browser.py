@@ -92,28 +92,28 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def status(page) -> str:
-    return page.inner_text("#status")
+def status(page, box: str = "#status") -> str:
+    return page.inner_text(box)
 
 
-SETTLED = """([before, pattern]) => {
-    const box = document.querySelector('#status');
+SETTLED = """([before, pattern, selector]) => {
+    const box = document.querySelector(selector);
     const text = box?.innerText || '';
     const busy = box?.querySelector('[data-testid=status-tracker]:not(.hide)');
     return !busy && text !== before && new RegExp(pattern).test(text); }"""
 
 
-def wait_status(page, pattern: str, before: str | None = None) -> str:
-    """Wait until the status line is idle, differs from `before` and matches `pattern`."""
-    page.wait_for_function(SETTLED, arg=[before, pattern])
-    return status(page)
+def wait_status(page, pattern: str, before: str | None = None, box: str = "#status") -> str:
+    """Wait until the status line `box` is idle, differs from `before` and matches `pattern`."""
+    page.wait_for_function(SETTLED, arg=[before, pattern, box])
+    return status(page, box)
 
 
-def act(page, action, pattern: str) -> str:
+def act(page, action, pattern: str, box: str = "#status") -> str:
     """Do something, then wait for the status line it produces (not the old one, not the progress timer)."""
-    before = status(page)
+    before = status(page, box)
     action()
-    return wait_status(page, pattern, before)
+    return wait_status(page, pattern, before, box)
 
 
 def mask_text(page) -> str:
@@ -278,6 +278,63 @@ def test_paint_with_the_brush(page):
 def test_switch_model_mid_session(page):
     act(page, lambda: page.get_by_label("digits").first.check(), "Switched to the digits model")
     act(page, lambda: page.get_by_label("faces").first.check(), "Switched to the faces model")
+
+
+def top_label(page, selector: str) -> str:
+    """The top class a gr.Label shows."""
+    return page.inner_text(f"{selector} h2").strip()
+
+
+def test_digits_tab_classifies_generates_and_completes(page, tmp_path):
+    digits = "#digits-status"
+    page.get_by_role("tab", name="Digits: classify & generate").click()
+    wait_status(page, r"tokens kept", box=digits)
+    assert top_label(page, "#digits-classify") in [str(d) for d in range(10)]
+    shot(page, "11-digits")
+    cell = 480 // 7
+    act(page, lambda: click_image(page, "#digits-grid", cell * 3.5, cell * 0.5), r"Token \(0, 3\) is now", digits)
+    act(page, lambda: page.click("#digits-tool-none"), r"No token kept: p\(x, y\)", digits)
+    act(page, lambda: page.locator("#digits-label").get_by_label("3", exact=True).check(),
+        r"the label 3.*labelled y = 3 \(given\)", digits)
+    # pick a label and generate a gallery
+    page.get_by_role("tab", name="Generate digits").click()
+    page.locator("#digits-gen-label").get_by_label("8", exact=True).check()
+    act(page, lambda: page.click("#digits-generate"), r"16 samples of p\(x \| y = 8\)", digits)
+    page.wait_for_function("() => document.querySelectorAll('#digits-gallery img').length >= 16")
+    assert page.locator("#digits-gallery").inner_text().count("y = 8 (given)") == 16
+    shot(page, "12-digits-generated")
+    # sweep the S-ratio
+    page.get_by_role("tab", name="Digit S-ratio sweep").click()
+    act(page, lambda: page.click("#digits-sweep-btn"), r"S-ratio sweep, random S", digits)
+    page.wait_for_selector("#digits-sweep img")
+    # draw a digit on the pad and classify it
+    page.get_by_role("tab", name="Draw").click()
+    page.wait_for_selector("#digits-pad canvas")
+    time.sleep(1.0)  # the pad sets up its canvas
+    page.click("#digits-pad button[aria-label='Brush']")
+    x, y, w, h = page.evaluate("""() => {
+        const r = document.querySelector('#digits-pad canvas').getBoundingClientRect();
+        return [r.x, r.y, r.width, r.height]; }""")
+    page.mouse.move(x + w * 0.5, y + h * 0.2)
+    page.mouse.down()
+    page.mouse.move(x + w * 0.5, y + h * 0.8, steps=8)   # a vertical stroke: a "1"
+    page.mouse.up()
+    act(page, lambda: page.click("#digits-use-drawing"), r"Using your drawing", digits)
+    assert top_label(page, "#digits-classify") in [str(d) for d in range(10)]
+    shot(page, "13-digits-drawn")
+    # upload a picture of a digit (dark ink on white paper)
+    array = np.full((90, 70), 255, np.uint8)
+    array[15:75, 30:40] = 0
+    path = tmp_path / "one.png"
+    Image.fromarray(array).save(path)
+    page.get_by_role("tab", name="Upload a digit").click()
+    act(page, lambda: page.set_input_files("#digits-upload input[type=file]", str(path)), r"Using your picture",
+        digits)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not an image")
+    act(page, lambda: page.set_input_files("#digits-upload input[type=file]", str(broken)), r"Problem:.*not an image",
+        digits)
+    page.get_by_role("tab", name="Complete images").click()
 
 
 def test_sessions_do_not_share_state(page, browser, server):

@@ -16,7 +16,8 @@ from biglearn.app.models import ModelCache  # noqa: E402
 from biglearn.app.session import Studio  # noqa: E402
 from biglearn.imaging import MAX_FILE_BYTES  # noqa: E402
 
-ENDPOINTS = {"/complete", "/samples", "/sweep", "/mix", "/relocate", "/generate"}
+ENDPOINTS = {"/complete", "/samples", "/sweep", "/mix", "/relocate", "/generate", "/digits_classify",
+             "/digits_generate", "/digits_complete", "/digits_sweep"}
 DIGIT = ROOT / "examples" / "digits" / "mnist-test-0000-label7.png"
 
 
@@ -163,3 +164,42 @@ def test_concurrent_users_get_their_own_results(url, pictures):
     for seed, result in zip([1, 2, 1, 2], together):
         assert (result == alone[seed]).all()
     assert (alone[1] != alone[2]).any()
+
+
+# ---------------------------------------------------------------- the multi-modal digits model
+def test_digits_classify(client, pictures):
+    result, message = client.predict(handle_file(str(DIGIT)), api_name="/digits_classify")
+    assert {c["label"] for c in result["confidences"]} == {str(d) for d in range(10)}
+    assert sum(c["confidence"] for c in result["confidences"]) == pytest.approx(1.0, abs=1e-4)
+    assert "most likely" in message
+    for picture, error in (("corrupt", "not an image"), ("huge", "megapixels")):
+        with pytest.raises(Exception, match=error):
+            client.predict(handle_file(pictures[picture]), api_name="/digits_classify")
+
+
+def test_digits_generate(client):
+    gallery, message = client.predict("5", 4, 0.8, 3, api_name="/digits_generate")
+    assert len(gallery) == 4 and all(item["caption"] == "y = 5 (given)" for item in gallery)
+    again, _ = client.predict("5", 4, 0.8, 3, api_name="/digits_generate")
+    assert all((read(a["image"]) == read(b["image"])).all() for a, b in zip(gallery, again))
+    for args, error in ((("12", 4, 1.0, 0), "digit 0-9"), (("any", 99, 1.0, 0), "1 to 32"),
+                        (("any", 2, -1, 0), "temperature")):
+        with pytest.raises(Exception, match=error):
+            client.predict(*args, api_name="/digits_generate")
+
+
+def test_digits_complete_and_sweep(client, pictures):
+    text = "\n".join(["#######"] * 3 + ["......."] * 4)
+    masked, completed, source_probs, message = client.predict(
+        handle_file(str(DIGIT)), text, None, None, "7", 1.0, 2, api_name="/digits_complete")
+    assert read(masked).shape == read(completed).shape and "21 of 49 tokens kept" in message
+    assert "the label 7" in message and len(source_probs["confidences"]) == 10
+    *_, message = client.predict(handle_file(pictures["ood"]), "", 0.0, "random", "none", 1.0, 0,
+                                 api_name="/digits_complete")
+    assert "p(x, y)" in message
+    with pytest.raises(Exception, match="input image is required"):
+        client.predict(None, "", 0.5, "random", "none", 1.0, 0, api_name="/digits_complete")
+    strip, message = client.predict(handle_file(str(DIGIT)), "raster", "3", 1.0, 0, api_name="/digits_sweep")
+    assert read(strip).shape[1] > 10 * (read(strip).shape[0] - 18)
+    with pytest.raises(Exception, match="sweep mode"):
+        client.predict(handle_file(str(DIGIT)), "border", "none", 1.0, 0, api_name="/digits_sweep")

@@ -117,7 +117,7 @@ def test_cache_loads_once_and_remembers_failures(tmp_path, monkeypatch, app_chec
     empty = ModelCache(device="cpu")
     with pytest.raises(ModelUnavailable):
         empty.get("faces")
-    monkeypatch.setattr(models, "find_checkpoint", lambda name: pytest.fail("a failure is remembered"))
+    monkeypatch.setattr(models, "find_checkpoint", lambda *args: pytest.fail("a failure is remembered"))
     with pytest.raises(ModelUnavailable):
         empty.get("faces")
 

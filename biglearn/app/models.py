@@ -13,11 +13,13 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from biglearn.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
 from biglearn.inference import CHECKPOINT_DIR_ENV, REPO_CHECKPOINTS, Completer
 
 MODELS = {"faces": "celeba", "digits": "mnist"}       # name shown in the app -> checkpoint folder
+MULTIMODAL_MODELS = {"multimodal": "digits-multimodal"}  # the "Digits: classify & generate" tab
 HUB_REPO_ENV = "BIGLEARN_HUB_REPO"
 DEFAULT_HUB_REPO = ""                                  # set to "owner/name" once checkpoints are on the Hub
 DEVICE_ENV = "BIGLEARN_DEVICE"
@@ -58,11 +60,11 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def find_checkpoint(model: str) -> Path:
-    """The folder holding config.json + model.safetensors for `model` ('faces' or 'digits'), or ModelUnavailable."""
-    if model not in MODELS:
-        raise ModelUnavailable(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    folder = MODELS[model]
+def find_checkpoint(model: str, models: dict[str, str] = MODELS) -> Path:
+    """The folder holding config.json + model.safetensors for `model` (a key of `models`), or ModelUnavailable."""
+    if model not in models:
+        raise ModelUnavailable(f"unknown model {model!r}; choose one of {', '.join(models)}")
+    folder = models[model]
     env_dir = os.environ.get(CHECKPOINT_DIR_ENV, "").strip()
     candidates = [REPO_CHECKPOINTS / folder] + ([Path(env_dir) / folder] if env_dir else [])
     for candidate in candidates:
@@ -79,8 +81,9 @@ def find_checkpoint(model: str) -> Path:
             mode = "offline cache only, HF_HUB_OFFLINE is set" if _offline() else "online"
             reason = (str(exc).splitlines() or [""])[0][:160]
             tried.append(f"Hub repo {repo}/{folder} ({mode}): {type(exc).__name__}: {reason}")
+    trainer = "train/train_digits.py" if folder == "digits-multimodal" else f"train/train_{folder}.py"
     raise ModelUnavailable(f"No checkpoint for the {model} model ({folder}). Looked in: " + "; ".join(tried) +
-                           f". Train one (train/train_{folder}.py) or point ${CHECKPOINT_DIR_ENV} at a folder "
+                           f". Train one ({trainer}) or point ${CHECKPOINT_DIR_ENV} at a folder "
                            f"holding {folder}/{CONFIG_FILE} and {folder}/{WEIGHTS_FILE}.")
 
 
@@ -93,15 +96,21 @@ def _download(repo: str, folder: str) -> Path:
 
 
 class ModelCache:
-    """Loads each model once per process (models are read-only, so sessions can share them)."""
+    """Loads each model once per process (models are read-only, so sessions can share them).
 
-    def __init__(self, device: str | None = None):
+    models: app name -> checkpoint folder; loader: folder -> model (raises CheckpointError), by default the GAN's
+    Completer; the digits tab passes MULTIMODAL_MODELS and DigitsModel.from_pretrained.
+    """
+
+    def __init__(self, device: str | None = None, models: dict[str, str] = MODELS,
+                 loader: Callable[..., Any] = Completer.from_pretrained):
         self.device = device or os.environ.get(DEVICE_ENV, "auto")
+        self.models, self.loader = models, loader
         self._loaded: dict[str, Completer] = {}
         self._failed: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
-    def get(self, model: str) -> Completer:
+    def get(self, model: str):
         with self._lock:
             if model in self._loaded:
                 return self._loaded[model]
@@ -109,7 +118,7 @@ class ModelCache:
             if failed and time.monotonic() - failed[0] < FAILURE_TTL_S:
                 raise ModelUnavailable(failed[1])
             try:
-                completer = Completer.from_pretrained(find_checkpoint(model), device=self.device)
+                completer = self.loader(find_checkpoint(model, self.models), device=self.device)
             except (ModelUnavailable, CheckpointError) as exc:
                 message = str(exc)
                 self._failed[model] = (time.monotonic(), message)
@@ -121,12 +130,13 @@ class ModelCache:
     def status(self) -> dict[str, str]:
         """model -> 'ready: <where>' or the reason it is unavailable (loads what it can)."""
         report = {}
-        for model in MODELS:
+        for model in self.models:
             try:
-                completer = self.get(model)
-                cfg = completer.cfg
-                report[model] = (f"ready ({cfg.image_size}px, {cfg.grid}x{cfg.grid} patches of {cfg.patch_size}px, "
-                                 f"{completer.device.type})")
+                loaded = self.get(model)
+                cfg = loaded.cfg
+                shape = (f"{cfg.image_size}px, {cfg.grid}x{cfg.grid} patches of {cfg.patch_size}px" if
+                         isinstance(loaded, Completer) else f"28px, {cfg.grid}x{cfg.grid} tokens + label")
+                report[model] = f"ready ({shape}, {loaded.device.type})"
             except ModelUnavailable as exc:
                 report[model] = str(exc)
         return report

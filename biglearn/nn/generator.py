@@ -105,7 +105,6 @@ class Generator(nn.Module):
 
     def forward(self, images: torch.Tensor, source_mask: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        batch = images.shape[0]
         src = source_mask[..., None]                                     # [B, L, 1]
         patches = patchify(images, cfg.patch_size) * src                 # pixels outside S never enter
         encoded = self.encode(self.patch_embed(patches) + self.enc_pos, source_mask)

@@ -1,7 +1,5 @@
-"""Pre-norm ViT blocks with key-padding masks, and fixed 2-D sin-cos positions."""
+"""Pre-norm ViT blocks with key-padding or full attention masks, and fixed 2-D sin-cos positions."""
 from __future__ import annotations
-
-
 
 import torch
 import torch.nn.functional as F
@@ -31,11 +29,11 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        # key_mask: [B, N] True where a token may be attended to; broadcast over heads and queries.
-        attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+        # mask, True where attending is allowed: [B, N] keys (same for every query) or [B, N, N] (query, key).
+        attn_mask = None if mask is None else mask[:, None, None, :] if mask.ndim == 2 else mask[:, None]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
@@ -49,8 +47,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), key_mask)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), mask)
         return x + self.mlp(self.norm2(x))
 
 

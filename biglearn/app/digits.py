@@ -1,0 +1,307 @@
+"""The "Digits: classify & generate" tab: the multi-modal MNIST model (issue 6) behind plain-Python handlers.
+
+Like biglearn.app.session, every handler takes a `DigitsSession` and control values and returns the new session
+and a dict of named updates; `app.py` maps the names to components. `DigitsApi` holds the same capabilities as
+stateless endpoints for gradio_client. Problems the user can fix raise ValueError / ImageError / ModelUnavailable.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from biglearn.app import masks as M
+from biglearn.app import render
+from biglearn.app.models import MULTIMODAL_MODELS, ModelCache
+from biglearn.imaging import load_image, to_model_image
+from biglearn.multimodal.config import IMAGE_SIZE, NUM_LABELS
+from biglearn.multimodal.model import DigitsModel
+from biglearn.sheets import SHEET_RATIOS
+
+MODEL = "multimodal"
+NO_LABEL = "none"
+ANY_LABEL = "any"
+LABEL_CHOICES = [NO_LABEL] + [str(d) for d in range(NUM_LABELS)]
+GENERATE_CHOICES = [ANY_LABEL] + [str(d) for d in range(NUM_LABELS)]
+MAX_COUNT = 32
+MAX_TEMPERATURE = 2.0
+
+
+def parse_label(choice, allowed_blank: tuple[str, ...] = (NO_LABEL, ANY_LABEL, "")) -> int | None:
+    """'none' / 'any' / '' -> None; '0'..'9' -> the digit; anything else is a clear error."""
+    text = "" if choice is None else str(choice).strip().lower()
+    if text in allowed_blank:
+        return None
+    if text.isdigit() and 0 <= int(text) < NUM_LABELS:
+        return int(text)
+    raise ValueError(f"the label must be a digit 0-9 or '{NO_LABEL}', not {choice!r}")
+
+
+def parse_temperature(value) -> float:
+    try:
+        temperature = float(1.0 if value is None else value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the temperature must be a number, not {value!r}") from None
+    if not 0.0 <= temperature <= MAX_TEMPERATURE:
+        raise ValueError(f"the temperature must be between 0 and {MAX_TEMPERATURE:g}, got {temperature:g}")
+    return temperature
+
+
+def parse_seed(seed) -> int:
+    try:
+        return int(seed or 0) % 2**31
+    except (TypeError, ValueError):
+        raise ValueError(f"the seed must be a whole number, not {seed!r}") from None
+
+
+def digit_input(picture) -> np.ndarray:
+    """Any picture (path, bytes, PIL image, array; a drawing) -> an MNIST-like [28, 28, 1] uint8 digit."""
+    digit = to_model_image(load_image(picture), IMAGE_SIZE, 1, digit=True, fit_digit=True)
+    if digit.max() == 0:
+        raise ValueError("no digit found in the picture: draw or upload a digit (dark ink on light paper, or light "
+                         "on dark)")
+    return digit
+
+
+def drawing(editor_value) -> np.ndarray | None:
+    """A Sketchpad value ({'composite': RGBA array, ...}) -> the RGBA drawing, or None when nothing was drawn."""
+    if not editor_value:
+        return None
+    composite = editor_value.get("composite") if isinstance(editor_value, dict) else editor_value
+    if composite is None:
+        return None
+    array = np.asarray(composite)
+    if array.ndim == 3 and array.shape[-1] == 4 and not array[..., 3].any():
+        return None
+    return array
+
+
+def as_batch(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+
+
+def to_image(tensor: torch.Tensor) -> np.ndarray:
+    """[1, 28, 28] float in [0, 1] -> [28, 28, 1] uint8."""
+    return (tensor.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def label_dict(probs: torch.Tensor) -> dict[str, float]:
+    return {str(d): float(p) for d, p in enumerate(probs.tolist())}
+
+
+def describe(keep: np.ndarray, label: int | None) -> str:
+    kept = int(keep.sum())
+    given = f" and the label {label}" if label is not None else ""
+    if kept == 0:
+        what = "p(x | y): a new digit of the label" if label is not None else "p(x, y): a new digit and its label"
+        return f"No token kept{given}: {what}."
+    return f"{kept} of {keep.size} tokens kept (S-ratio {kept / keep.size:.2f}){given}."
+
+
+@dataclass
+class DigitsSession:
+    image: np.ndarray | None = None   # [28, 28, 1] uint8
+    keep: np.ndarray | None = None    # [7, 7] bool, True = kept image token (S)
+    label: int | None = None          # the label given as a source, or None
+    temperature: float = 1.0
+    seed: int = 0
+    ratio: float = 0.5
+    mode: str = "random"
+    source: str = "none"
+
+
+class DigitsCapabilities:
+    """What both the tab and the API do with the model, on plain arrays."""
+
+    def __init__(self, cache: ModelCache | None = None):
+        self.cache = cache or ModelCache(models=MULTIMODAL_MODELS, loader=DigitsModel.from_pretrained)
+
+    def model(self) -> DigitsModel:
+        return self.cache.get(MODEL)
+
+    def classify(self, image: np.ndarray) -> torch.Tensor:
+        return self.model().classify(as_batch(image))[0]
+
+    def complete(self, image: np.ndarray, keep: np.ndarray, label: int | None, temperature: float, seed: int
+                 ) -> tuple[np.ndarray, int, torch.Tensor]:
+        """-> (completion [28, 28, 1], its label (given or sampled), p(y | x_S) [10])."""
+        model = self.model()
+        x = as_batch(image)
+        keep_tensor = torch.from_numpy(keep)
+        done, labels = model.complete(x, keep_tensor, labels=label, temperature=temperature, seed=seed)
+        probs = model.label_probs(model.encode(x), keep_tensor.flatten()[None])[0]
+        return to_image(done[0]), int(labels[0]), probs
+
+    def generate(self, label: int | None, count: int, temperature: float, seed: int) -> list[tuple[np.ndarray, str]]:
+        if not 1 <= count <= MAX_COUNT:
+            raise ValueError(f"ask for 1 to {MAX_COUNT} digits, not {count}")
+        images, labels = self.model().generate(count, labels=label, temperature=temperature, seed=seed)
+        how = "given" if label is not None else "sampled"
+        return [(render.enlarge(to_image(img), 112), f"y = {int(y)} ({how})") for img, y in zip(images, labels)]
+
+    def sweep(self, image: np.ndarray, mode: str, label: int | None, temperature: float, seed: int) -> np.ndarray:
+        """Completions with S-ratio 0.0 ... 0.9 of the same noise, then the input, captioned, side by side."""
+        if mode not in M.RATIO_MODES:
+            raise ValueError(f"the sweep mode must be one of {', '.join(M.RATIO_MODES)}, not {mode!r}")
+        model = self.model()
+        frames = []
+        for i, ratio in enumerate(SHEET_RATIOS):
+            keep = M.tool_mask(mode, model.grid, ratio=ratio, seed=seed * 1000 + i)
+            done, _ = model.complete(as_batch(image), torch.from_numpy(keep), labels=label, temperature=temperature,
+                                     seed=seed)
+            frames.append(render.labelled(to_image(done[0]), f"r={ratio:.1f}"))
+        frames.append(render.labelled(image, "input"))
+        return np.concatenate(frames, axis=1)
+
+
+class DigitsStudio(DigitsCapabilities):
+    """The tab's handlers (one per process, shared by all sessions)."""
+
+    def view(self, s: DigitsSession, note: str = "") -> dict:
+        completed, label, source_probs = self.complete(s.image, s.keep, s.label, s.temperature, s.seed)
+        given = "given" if s.label is not None else "sampled"
+        status = f"{describe(s.keep, s.label)} Completion labelled y = {label} ({given}); seed {s.seed}, " \
+                 f"temperature {s.temperature:g}."
+        return {
+            "grid": render.grid_view(s.image, s.keep),
+            "mask_text": M.format_grid(s.keep),
+            "panels": [render.enlarge(render.grey_out(s.image, s.keep)), render.enlarge(completed)],
+            "classify": label_dict(self.classify(s.image)),
+            "source_probs": label_dict(source_probs),
+            "seed": s.seed,
+            "status": " ".join(part for part in (note, status) if part),
+        }
+
+    def controls(self, s: DigitsSession) -> dict:
+        return {"label": NO_LABEL if s.label is None else str(s.label), "temperature": s.temperature,
+                "ratio": s.ratio, "mode": s.mode}
+
+    def start(self) -> tuple[DigitsSession, dict]:
+        from biglearn.app.session import list_examples
+        model = self.model()
+        s = DigitsSession(keep=M.tool_mask("random", model.grid, ratio=0.5, seed=0))
+        examples = list_examples("digits")
+        if examples:
+            image, source = to_model_image(load_image(examples[0]), IMAGE_SIZE, 1, digit=True), "example"
+        else:
+            image, source = self._sampled_digit(0), "generated"
+        s = replace(s, image=image, source=source)
+        return s, {**self.view(s), **self.controls(s)}
+
+    def _sampled_digit(self, seed: int) -> np.ndarray:
+        images, _ = self.model().generate(1, seed=seed)
+        return to_image(images[0])
+
+    # ------------------------------------------------------------ inputs
+    def use_example(self, s: DigitsSession, index: int) -> tuple[DigitsSession, dict]:
+        from biglearn.app.session import list_examples
+        examples = list_examples("digits")
+        if not 0 <= index < len(examples):
+            raise ValueError(f"there is no digit example number {index}")
+        image = to_model_image(load_image(examples[index]), IMAGE_SIZE, 1, digit=True)
+        s = replace(s, image=image, source="example")
+        return s, self.view(s, f"Example: {examples[index].name}.")
+
+    def upload(self, s: DigitsSession, picture) -> tuple[DigitsSession, dict]:
+        if picture is None:
+            return s, {}
+        s = replace(s, image=digit_input(picture), source="upload")
+        return s, self.view(s, "Using your picture, re-framed like an MNIST digit.")
+
+    def use_drawing(self, s: DigitsSession, editor_value) -> tuple[DigitsSession, dict]:
+        picture = drawing(editor_value)
+        if picture is None:
+            raise ValueError("the drawing is empty: draw a digit on the pad first")
+        s = replace(s, image=digit_input(picture), source="drawing")
+        return s, self.view(s, "Using your drawing.")
+
+    def new_digit(self, s: DigitsSession) -> tuple[DigitsSession, dict]:
+        seed = random.randrange(2**31)
+        s = replace(s, image=self._sampled_digit(seed), source="generated")
+        return s, self.view(s, f"A new digit sampled from p(x, y) (seed {seed}).")
+
+    # ------------------------------------------------------------ mask, label, noise
+    def click(self, s: DigitsSession, x: float, y: float) -> tuple[DigitsSession, dict]:
+        grid = s.keep.shape[0]
+        row, col = M.cell_at(x, y, grid, render.GRID_SIDE // grid * grid)
+        s = replace(s, keep=M.toggled(s.keep, row, col))
+        return s, self.view(s, f"Token ({row}, {col}) is now {'kept (S)' if s.keep[row, col] else 'generated (T)'}.")
+
+    def tool(self, s: DigitsSession, name: str) -> tuple[DigitsSession, dict]:
+        keep = M.tool_mask(name, s.keep.shape[0], ratio=s.ratio, seed=random.randrange(2**31), current=s.keep)
+        s = replace(s, keep=keep)
+        return s, self.view(s)
+
+    def set_ratio(self, s: DigitsSession, ratio: float, mode: str) -> tuple[DigitsSession, dict]:
+        if mode not in M.RATIO_MODES:
+            raise ValueError(f"the mode must be one of {', '.join(M.RATIO_MODES)}, not {mode!r}")
+        ratio = float(ratio)
+        s = replace(s, ratio=ratio, mode=mode,
+                    keep=M.tool_mask(mode, s.keep.shape[0], ratio=ratio, seed=random.randrange(2**31)))
+        return s, self.view(s)
+
+    def edit_mask(self, s: DigitsSession, text: str) -> tuple[DigitsSession, dict]:
+        s = replace(s, keep=M.parse_grid(text, s.keep.shape[0]))
+        return s, self.view(s, "Mask taken from the text.")
+
+    def set_label(self, s: DigitsSession, choice) -> tuple[DigitsSession, dict]:
+        s = replace(s, label=parse_label(choice))
+        return s, self.view(s)
+
+    def set_temperature(self, s: DigitsSession, value) -> tuple[DigitsSession, dict]:
+        s = replace(s, temperature=parse_temperature(value))
+        return s, self.view(s)
+
+    def set_seed(self, s: DigitsSession, seed) -> tuple[DigitsSession, dict]:
+        s = replace(s, seed=parse_seed(seed))
+        return s, self.view(s)
+
+    def resample(self, s: DigitsSession) -> tuple[DigitsSession, dict]:
+        s = replace(s, seed=random.randrange(2**31))
+        return s, self.view(s, "New noise.")
+
+    # ------------------------------------------------------------ galleries
+    def generate_many(self, s: DigitsSession, choice, count) -> tuple[DigitsSession, dict]:
+        label = parse_label(choice)
+        gallery = self.generate(label, int(count or 1), s.temperature, s.seed)
+        what = f"p(x | y = {label})" if label is not None else "p(x, y)"
+        return s, {"gallery": gallery, "status": f"{len(gallery)} samples of {what}, seed {s.seed}, "
+                                                 f"temperature {s.temperature:g}."}
+
+    def sweep_view(self, s: DigitsSession, mode: str) -> tuple[DigitsSession, dict]:
+        strip = self.sweep(s.image, mode, s.label, s.temperature, s.seed)
+        return s, {"sweep": strip, "status": f"S-ratio sweep, {mode} S, seed {s.seed}."}
+
+
+class DigitsApi(DigitsCapabilities):
+    """Stateless named endpoints (image: any picture file; label: 'none'/'any' or a digit)."""
+
+    def classify_digit(self, image) -> tuple[dict, str]:
+        if image is None:
+            raise ValueError("an input image is required")
+        probs = self.classify(digit_input(image))
+        return label_dict(probs), f"p(y | x): most likely {int(probs.argmax())} ({float(probs.max()):.3f})."
+
+    def generate_digits(self, label, count, temperature, seed) -> tuple[list, str]:
+        gallery = self.generate(parse_label(label), int(count or 1), parse_temperature(temperature), parse_seed(seed))
+        return gallery, f"{len(gallery)} samples."
+
+    def complete_digit(self, image, mask, ratio, mode, label, temperature, seed) -> tuple:
+        if image is None:
+            raise ValueError("an input image is required")
+        seed, label = parse_seed(seed), parse_label(label)
+        digit = digit_input(image)
+        keep = M.requested_mask(mask, ratio, mode, seed, self.model().grid)
+        done, y, probs = self.complete(digit, keep, label, parse_temperature(temperature), seed)
+        return (render.enlarge(render.grey_out(digit, keep)), render.enlarge(done), label_dict(probs),
+                f"{describe(keep, label)} Completion labelled y = {y}. Mask:\n{M.format_grid(keep)}")
+
+    def sweep_digit(self, image, mode, label, temperature, seed) -> tuple[np.ndarray, str]:
+        if image is None:
+            raise ValueError("an input image is required")
+        mode = (mode or "random").strip().lower()
+        strip = self.sweep(digit_input(image), mode, parse_label(label), parse_temperature(temperature),
+                           parse_seed(seed))
+        return strip, f"S-ratio sweep, {mode} S."

@@ -1,0 +1,120 @@
+"""Config of the multi-modal MNIST model: a named preset, then `--set KEY=VALUE` overrides (as for the GAN)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+NUM_LABELS = 10
+IMAGE_SIZE = 28          # MNIST's own resolution: the tokenizer reads and writes 28 px digits
+
+
+@dataclass
+class DigitsModelConfig:
+    # VQ-VAE tokenizer: two stride-2 convolutions take 28 px to a 7x7 grid of codes.
+    codebook_size: int = 256
+    code_dim: int = 32
+    tok_channels: int = 64         # first conv; the second has twice as many
+    # Any-order transformer over [y, x_1 .. x_49].
+    dim: int = 128
+    depth: int = 6
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+
+    @property
+    def grid(self) -> int:
+        return IMAGE_SIZE // 4
+
+    @property
+    def num_image_tokens(self) -> int:
+        return self.grid ** 2
+
+    @property
+    def length(self) -> int:
+        """L' = 1 label slot + the image tokens."""
+        return 1 + self.num_image_tokens
+
+    def validate(self) -> None:
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        if self.codebook_size < 2:
+            raise ValueError("codebook_size must be at least 2")
+
+
+@dataclass
+class DigitsTrainConfig:
+    model: DigitsModelConfig = field(default_factory=DigitsModelConfig)
+    preset: str = "demo"
+    # Stage 1: the tokenizer.
+    tok_kimg: float = 180.0        # images seen (3 MNIST epochs)
+    tok_batch: int = 128
+    tok_lr: float = 1e-3
+    commitment: float = 0.25       # beta of the VQ-VAE commitment loss
+    ema_decay: float = 0.99        # codebook EMA
+    # Stage 2: the transformer, Eq. (19).
+    kimg: float = 360.0            # 6 MNIST epochs: about 45 min on a 2-core CPU
+    batch: int = 128
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_kimg: float = 10.0
+    grad_clip: float = 1.0
+    classify_prob: float = 0.1     # share of pairs with S' = every image token, T' = {y}: p(y | x) exactly
+    label_source_prob: float = 0.5 # share of the other pairs with y in S' (label-conditioned); else y is a target
+    source_beta: tuple[float, float] = (0.5, 2.0)   # |S' ∩ x| / 49 ~ Beta (mass near 0: joint generation)
+    raster_prob: float = 0.25      # share of pairs whose image sources are an initial raster portion
+    # Both stages.
+    tick_kimg: float = 10.0
+    snap_ticks: int = 3
+    keep_checkpoints: int = 2
+    seed: int = 0
+    device: str = "auto"
+    data: str = ""
+    out: str = "runs/digits"
+    resume: str = ""
+    max_minutes: float = 0.0
+    limit_images: int = 0
+    classifier: str = "mnist-classifier"   # judges tokenizer reconstructions at the end of stage 1 ('' skips)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DigitsTrainConfig":
+        data = dict(data)
+        model = DigitsModelConfig(**data.pop("model"))
+        for key in ("source_beta",):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(model=model, **data)
+
+
+def _demo() -> DigitsTrainConfig:
+    """The shipped checkpoint: trains on a 2-core CPU in about an hour."""
+    return DigitsTrainConfig()
+
+
+def _tiny() -> DigitsTrainConfig:
+    """Seconds on a CPU: tests."""
+    model = DigitsModelConfig(codebook_size=32, code_dim=8, tok_channels=8, dim=32, depth=1, heads=2)
+    return DigitsTrainConfig(model=model, preset="tiny", tok_kimg=0.256, tok_batch=32, kimg=0.256, batch=32,
+                             warmup_kimg=0.0, tick_kimg=0.128, snap_ticks=1, classifier="")
+
+
+def _ci() -> DigitsTrainConfig:
+    """About two minutes on 2,000 digits: enough for the tests to check classification and label conditioning."""
+    model = DigitsModelConfig(codebook_size=64, code_dim=16, tok_channels=16, dim=64, depth=2, heads=2)
+    return DigitsTrainConfig(model=model, preset="ci", tok_kimg=16.0, tok_batch=64, ema_decay=0.9, kimg=120.0,
+                             batch=64, lr=2e-3, warmup_kimg=2.0, classify_prob=0.3, tick_kimg=10.0, snap_ticks=100,
+                             limit_images=2000, classifier="")
+
+
+PRESETS = {"demo": _demo, "ci": _ci, "tiny": _tiny}
+
+
+def preset(name: str) -> DigitsTrainConfig:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

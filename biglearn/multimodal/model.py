@@ -1,0 +1,212 @@
+"""The sampling API of the multi-modal MNIST model: every capability of one set of weights.
+
+    model = DigitsModel.from_pretrained("digits-multimodal")         # a name under checkpoints/, or a folder
+    probs = model.classify(images)                                   # p(y | x)            [B, 10]
+    images, labels = model.generate(16, seed=0)                      # p(x, y)             joint
+    images, _ = model.generate(16, labels=3, temperature=0.8)        # p(x | y)
+    out, y = model.complete(images, keep, labels=None, seed=0)       # p(x_T | x_S [, y])  keep: [7, 7] grid
+
+Images are [B, 1, 28, 28], uint8 or float in [0, 1]; outputs are float in [0, 1]. A "keep" grid marks the image
+tokens (4x4 px blocks) in S; their pixels are pasted back, so x_S is returned exactly as given.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from biglearn.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, atomic_write
+from biglearn.inference import resolve_checkpoint, resolve_device
+from biglearn.multimodal.config import IMAGE_SIZE, NUM_LABELS, DigitsModelConfig
+from biglearn.multimodal.objective import LABEL, pairs_from_sources
+from biglearn.multimodal.tokenizer import VQTokenizer, to_unit
+from biglearn.multimodal.transformer import AnyOrderTransformer
+from biglearn.patches import random_mask, raster_mask
+
+KIND = "digits-multimodal"
+FORMAT_VERSION = 1
+TOKEN_PIXELS = IMAGE_SIZE // 7   # one token covers a 4x4 block
+
+
+class DigitsModel:
+    def __init__(self, tokenizer: VQTokenizer, transformer: AnyOrderTransformer,
+                 device: torch.device | str | None = "auto", meta: dict | None = None):
+        self.device = resolve_device(device) if device is None or isinstance(device, str) else device
+        self.tokenizer = tokenizer.to(self.device).eval()
+        self.transformer = transformer.to(self.device).eval()
+        self.cfg: DigitsModelConfig = transformer.cfg
+        self.meta = meta or {}
+
+    # ------------------------------------------------------------ checkpoints
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: str | None = "auto") -> "DigitsModel":
+        folder = resolve_checkpoint(name_or_path)
+        config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+        if not config_path.is_file() or not weights_path.is_file():
+            raise CheckpointError(f"{folder} is not a checkpoint (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+        try:
+            meta = json.loads(config_path.read_text())
+        except ValueError as exc:
+            raise CheckpointError(f"cannot read {config_path}: {exc}") from exc
+        if meta.get("kind") != KIND:
+            raise CheckpointError(f"{folder} holds a {meta.get('kind', 'BigLearn-GAN')!r} model, not a {KIND!r} one")
+        try:
+            cfg = DigitsModelConfig(**meta["model"])
+            tokenizer, transformer = VQTokenizer(cfg), AnyOrderTransformer(cfg)
+            weights = load_file(weights_path)
+            for prefix, module in (("tokenizer.", tokenizer), ("transformer.", transformer)):
+                module.load_state_dict({k[len(prefix):]: v.float() for k, v in weights.items() if k.startswith(prefix)})
+        except Exception as exc:
+            raise CheckpointError(f"{folder}: weights do not match config.json ({exc})") from exc
+        return cls(tokenizer, transformer, device, meta)
+
+    def save(self, folder: str | Path, info: dict | None = None) -> None:
+        """model.safetensors (tokenizer.* and transformer.* weights) + config.json, each written atomically."""
+        folder = Path(folder)
+        tensors = {f"{prefix}.{k}": v.detach().cpu().contiguous()
+                   for prefix, module in (("tokenizer", self.tokenizer), ("transformer", self.transformer))
+                   for k, v in module.state_dict().items()}
+        atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+        meta = {"format_version": FORMAT_VERSION, "kind": KIND, "model": asdict(self.cfg), **(info or {})}
+        atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+
+    # ------------------------------------------------------------ tokens <-> pixels
+    @property
+    def grid(self) -> int:
+        return self.cfg.grid
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 1, 28, 28] -> unified image tokens [B, 49] (codes, raster order)."""
+        return self.tokenizer.encode(images.to(self.device)).flatten(1)
+
+    def decode(self, image_tokens: torch.Tensor) -> torch.Tensor:
+        return self.tokenizer.decode(image_tokens.view(-1, self.grid, self.grid)).cpu()
+
+    def _sequence(self, image_tokens: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """[B, 49] codes (+ labels [B]) -> [B, L'] unified tokens (label slot 0 when no label is known)."""
+        label_ids = torch.zeros(len(image_tokens), 1, dtype=torch.long, device=self.device)
+        if labels is not None:
+            label_ids[:, 0] = self.cfg.codebook_size + labels.to(self.device)
+        return torch.cat([label_ids, image_tokens.to(self.device)], dim=1)
+
+    def _labels(self, labels, batch: int) -> torch.Tensor | None:
+        if labels is None:
+            return None
+        labels = torch.as_tensor(labels, dtype=torch.long).flatten()
+        if len(labels) == 1:
+            labels = labels.expand(batch)
+        if len(labels) != batch:
+            raise ValueError(f"got {len(labels)} labels for {batch} images")
+        if labels.min() < 0 or labels.max() >= NUM_LABELS:
+            raise ValueError(f"labels must be digits 0-9, got {labels.tolist()}")
+        return labels
+
+    def _keep(self, keep, batch: int) -> torch.Tensor:
+        """A grid [7, 7] / [B, 7, 7] or a flat mask [49] / [B, 49] of kept tokens -> [B, 49] bool."""
+        keep = torch.as_tensor(keep, dtype=torch.bool).cpu()
+        if keep.ndim >= 2 and keep.shape[-2:] == (self.grid, self.grid):
+            keep = keep.flatten(-2)
+        if keep.shape[-1] != self.num_patches or keep.ndim not in (1, 2) or (keep.ndim == 2 and
+                                                                             len(keep) not in (1, batch)):
+            raise ValueError(f"keep must be a [{self.grid}, {self.grid}] grid or [{self.num_patches}] mask (or a batch "
+                             f"of {batch} of them), got {tuple(keep.shape)}")
+        return keep.expand(batch, self.num_patches)
+
+    @property
+    def num_patches(self) -> int:
+        """Image tokens (the 'patches' of the token grid; named as in biglearn.inference.Completer)."""
+        return self.cfg.num_image_tokens
+
+    def random_mask(self, ratio: float, *, batch: int = 1, seed: int | None = None) -> torch.Tensor:
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        return random_mask(self.num_patches, ratio, batch=batch, generator=generator)
+
+    def raster_mask(self, ratio: float, *, batch: int = 1) -> torch.Tensor:
+        return raster_mask(self.num_patches, ratio, batch=batch)
+
+    # ------------------------------------------------------------ the universal model
+    @torch.no_grad()
+    def fill(self, tokens: torch.Tensor, is_source: torch.Tensor, *, temperature: float = 1.0,
+             seed: int | None = None) -> torch.Tensor:
+        """Sample every non-source token of tokens [B, L'] given the sources (is_source [B, L']), one at a time in
+        a random order: x_t1 ~ p(. | X_S'), x_t2 ~ p(. | X_S', x_t1), ... Returns a completed copy."""
+        if temperature < 0:
+            raise ValueError("temperature must be >= 0 (0 = most likely token)")
+        generator = torch.Generator(device="cpu").manual_seed(seed if seed is not None else torch.seed() % 2**63)
+        tokens, is_source = tokens.clone().to(self.device), is_source.clone().cpu()
+        full = is_source.all(dim=1)
+        if full.all():
+            return tokens
+        is_source[full, LABEL] = False      # a row with nothing to generate: sample y, then put it back
+        saved = tokens[:, LABEL].clone()
+        order, num_source = pairs_from_sources(is_source, generator)
+        order, num_source = order.to(self.device), num_source.to(self.device)
+        rows, length = torch.arange(len(tokens), device=self.device), tokens.shape[1]
+        for k in range(length - int(num_source.min())):
+            slot = num_source + k
+            active = slot < length
+            slot = slot.clamp(max=length - 1)
+            logits = self.transformer(tokens, order, num_source, slots=int(slot.max()) + 1)[rows, slot]
+            draw = self._draw(logits, temperature, generator)
+            position = order[rows, slot]
+            tokens[rows[active], position[active]] = draw[active]
+        tokens[full.to(self.device), LABEL] = saved[full.to(self.device)]
+        return tokens
+
+    @staticmethod
+    def _draw(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
+        if temperature == 0:
+            return logits.argmax(dim=1)
+        probs = (logits.float().cpu() / temperature).softmax(dim=1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1).to(logits.device)
+
+    @torch.no_grad()
+    def label_probs(self, image_tokens: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """p(y | x_S) [B, 10] for image tokens [B, 49] with S = keep [B, 49] (all tokens when None)."""
+        batch = len(image_tokens)
+        keep = torch.ones(batch, self.cfg.num_image_tokens, dtype=torch.bool) if keep is None else keep.cpu()
+        is_source = torch.cat([torch.zeros(batch, 1, dtype=torch.bool), keep], dim=1)
+        # The order of the other targets is irrelevant (their slots are not computed): any fixed generator.
+        order, num_source = pairs_from_sources(is_source, torch.Generator().manual_seed(0), label_first=True)
+        order, num_source = order.to(self.device), num_source.to(self.device)
+        tokens = self._sequence(image_tokens, None)
+        slot = num_source
+        logits = self.transformer(tokens, order, num_source, slots=int(slot.max()) + 1)
+        logits = logits[torch.arange(batch, device=self.device), slot, self.cfg.codebook_size:]
+        return logits.softmax(dim=1).cpu()
+
+    # ------------------------------------------------------------ capabilities
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """p(y | x): [B, 1, 28, 28] -> [B, 10]."""
+        return self.label_probs(self.encode(images))
+
+    def generate(self, count: int, *, labels=None, temperature: float = 1.0, seed: int | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """count samples of p(x, y) (labels None) or p(x | y) (an int, or one label per sample).
+        -> (images [count, 1, 28, 28] in [0, 1], labels [count]: the sampled or the given ones)."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        labels = self._labels(labels, count)
+        image_tokens = torch.zeros(count, self.cfg.num_image_tokens, dtype=torch.long)
+        is_source = torch.zeros(count, self.cfg.length, dtype=torch.bool)
+        is_source[:, LABEL] = labels is not None
+        tokens = self.fill(self._sequence(image_tokens, labels), is_source, temperature=temperature, seed=seed)
+        return self.decode(tokens[:, 1:]), (tokens[:, LABEL] - self.cfg.codebook_size).cpu()
+
+    def complete(self, images: torch.Tensor, keep, *, labels=None, temperature: float = 1.0,
+                 seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """p(x_T | x_S) or, with labels, p(x_T | x_S, y). keep: [7, 7] or [B, 7, 7] bool (True = in S).
+        -> (completed images [B, 1, 28, 28] in [0, 1] with S pixels exact, labels [B]: given or sampled)."""
+        x = to_unit(images)
+        batch = len(x)
+        labels = self._labels(labels, batch)
+        keep = self._keep(keep, batch)
+        is_source = torch.cat([torch.full((batch, 1), labels is not None), keep], dim=1)
+        tokens = self.fill(self._sequence(self.encode(x), labels), is_source, temperature=temperature, seed=seed)
+        out = self.decode(tokens[:, 1:])
+        pixels = keep.reshape(batch, 1, self.grid, self.grid).repeat_interleave(TOKEN_PIXELS, 2)
+        pixels = pixels.repeat_interleave(TOKEN_PIXELS, 3)
+        return torch.where(pixels, x, out), (tokens[:, LABEL] - self.cfg.codebook_size).cpu()

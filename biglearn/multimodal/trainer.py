@@ -1,0 +1,262 @@
+"""Two-stage training of the multi-modal MNIST model in one run folder, resumable at any checkpoint.
+
+Stage 1 fits the VQ tokenizer on the training digits; stage 2 tokenizes them once and fits the any-order
+transformer with Eq. (19). Checkpoints hold the stage, both networks, the current optimizer, the counters and the
+RNG state (torch.load(weights_only=True)); `--resume auto` continues bit for bit on the CPU. After each stage-2
+snapshot, OUT/export is a complete sampling checkpoint (what checkpoints/digits-multimodal ships).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from biglearn.checkpoint import (CheckpointError, checkpoint_path, list_checkpoints, load_training_state,
+                                 prune_checkpoints, save_training_state)
+from biglearn.cli import run_training
+from biglearn.config import apply_overrides
+from biglearn.data import load_dataset
+from biglearn.inference import resolve_device
+from biglearn.multimodal import figures
+from biglearn.multimodal.config import IMAGE_SIZE, DigitsTrainConfig, preset
+from biglearn.multimodal.model import DigitsModel
+from biglearn.multimodal.objective import LABEL, sample_pairs, target_slots
+from biglearn.multimodal.tokenizer import VQTokenizer
+from biglearn.multimodal.transformer import AnyOrderTransformer
+from biglearn.sheets import save_png
+from biglearn.trainer import Progress, Reporter, TrainingDiverged, format_eta
+
+STAGES = ("tokenizer", "transformer")
+
+
+def eq19_loss(transformer: AnyOrderTransformer, tokens: torch.Tensor, order: torch.Tensor,
+              num_source: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """-E log p over the targets of Eq. (19): the sum over each pair's targets, averaged over the batch and divided
+    by L' (a constant, so that the scale does not depend on |T'|). Also per-token NLL of y and of x for the log."""
+    batch, length = tokens.shape
+    logits = transformer(tokens, order, num_source)
+    nll = F.cross_entropy(logits.flatten(0, 1), tokens.gather(1, order).flatten(), reduction="none").view(batch, length)
+    used = target_slots(num_source, length)
+    is_label = order == LABEL
+    loss = (nll * used).sum() / (batch * length)
+    label_terms, image_terms = used & is_label, used & ~is_label
+    stats = {"nll_y": (nll * label_terms).sum() / label_terms.sum().clamp(min=1),
+             "nll_x": (nll * image_terms).sum() / image_terms.sum().clamp(min=1)}
+    return loss, stats
+
+
+class Run:
+    """The state of one run: both networks, the stage, its optimizer and counters."""
+
+    def __init__(self, cfg: DigitsTrainConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+        self.tokenizer = VQTokenizer(cfg.model, cfg.ema_decay).to(device)
+        self.transformer = AnyOrderTransformer(cfg.model).to(device)
+        self.stage = STAGES[0]
+        self.progress = Progress()
+        self.optimizer = self._optimizer()
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        if self.stage == "tokenizer":
+            return torch.optim.Adam(self.tokenizer.parameters(), lr=self.cfg.tok_lr)
+        decay = [p for p in self.transformer.parameters() if p.ndim >= 2]
+        no_decay = [p for p in self.transformer.parameters() if p.ndim < 2]
+        return torch.optim.AdamW([{"params": decay, "weight_decay": self.cfg.weight_decay},
+                                  {"params": no_decay, "weight_decay": 0.0}], lr=self.cfg.lr, betas=(0.9, 0.98))
+
+    def next_stage(self) -> None:
+        self.stage = STAGES[1]
+        self.progress.images_seen = 0
+        self.optimizer = self._optimizer()
+
+    def state(self) -> dict:
+        return {"stage": self.stage, "tokenizer": self.tokenizer.state_dict(),
+                "transformer": self.transformer.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "step": self.progress.step, "images_seen": self.progress.images_seen,
+                "rng_cpu": torch.get_rng_state(), "config": self.cfg.to_json()}
+
+    def load(self, state: dict) -> None:
+        saved = DigitsTrainConfig.from_dict(json.loads(state["config"])).model
+        if saved != self.cfg.model:
+            raise CheckpointError(f"the checkpoint was trained for another model ({saved}); pick the matching "
+                                  "--preset or start a new --out")
+        self.tokenizer.load_state_dict(state["tokenizer"])
+        self.transformer.load_state_dict(state["transformer"])
+        self.stage = state["stage"]
+        self.optimizer = self._optimizer()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.progress = Progress(int(state["step"]), int(state["images_seen"]))
+        torch.set_rng_state(state["rng_cpu"])
+
+    def sampling_model(self) -> DigitsModel:
+        return DigitsModel(self.tokenizer, self.transformer, self.device)
+
+
+def reconstruction_accuracy(tokenizer: VQTokenizer, images: torch.Tensor, labels: torch.Tensor,
+                            classifier_name: str) -> float | None:
+    """Share of reconstructions the project's digit classifier gives the original's label (None: no classifier)."""
+    if not classifier_name:
+        return None
+    from biglearn.classifier import load_classifier
+    classifier, _ = load_classifier(classifier_name, "cpu")
+    tokenizer.eval()
+    recon = torch.cat([tokenizer.decode(tokenizer.encode(images[i:i + 500])).cpu() for i in range(0, len(images), 500)])
+    return (classifier.predict_proba(recon).argmax(1) == labels).float().mean().item()
+
+
+def train(cfg: DigitsTrainConfig) -> Path:
+    """Train (or resume) the run in cfg.out; returns the run folder."""
+    cfg.model.validate()
+    device = resolve_device(cfg.device)
+    run_dir = Path(cfg.out)
+    torch.manual_seed(cfg.seed)
+    data = load_dataset("mnist", cfg.data, IMAGE_SIZE, "train", limit=cfg.limit_images)
+    images, labels = data.images.to(device), data.labels.to(device)
+    run = Run(cfg, device)
+    found = list_checkpoints(run_dir) if cfg.resume == "auto" else [Path(cfg.resume)] if cfg.resume else []
+    if found:
+        run.load(load_training_state(found[-1]))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(cfg.to_json())
+    where = f"resuming {run.stage} from {found[-1]}" if found else "starting"
+    print(f"{where}: {len(images)} training digits, device {device}, run dir {run_dir}", flush=True)
+    reporter = Reporter(run_dir, True)
+    start = time.time()
+    sheet_digits = data.images[torch.randperm(len(data), generator=torch.Generator().manual_seed(123))[:20]]
+    try:
+        if run.stage == "tokenizer":
+            if not _stage(run, cfg.tok_kimg, cfg.tok_batch, lambda: _tokenizer_step(run, images), reporter,
+                          start, sheet_digits, run_dir):
+                return run_dir
+            accuracy = reconstruction_accuracy(run.tokenizer, data.images, data.labels, cfg.classifier)
+            if accuracy is not None:
+                print(f"tokenizer: the classifier gives {accuracy:.4f} of training reconstructions their label",
+                      flush=True)
+            run.next_stage()
+        run.tokenizer.eval()
+        tokens = _tokenize(run.tokenizer, images, labels, cfg.model.codebook_size)
+        _stage(run, cfg.kimg, cfg.batch, lambda: _transformer_step(run, tokens), reporter, start, sheet_digits,
+               run_dir)
+    finally:
+        reporter.close()
+    return run_dir
+
+
+def _tokenize(tokenizer: VQTokenizer, images: torch.Tensor, labels: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """Every training digit as [y + K, code_1, ..., code_49]: the sequences of stage 2."""
+    codes = torch.cat([tokenizer.encode(images[i:i + 1000]).flatten(1) for i in range(0, len(images), 1000)])
+    return torch.cat([labels[:, None] + codebook_size, codes], dim=1)
+
+
+def _tokenizer_step(run: Run, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    batch = images[torch.randint(len(images), (run.cfg.tok_batch,), device=images.device)]
+    loss, stats = run.tokenizer.training_loss(batch, run.cfg.commitment)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    return {"loss": loss.detach(), **stats}
+
+
+def _transformer_step(run: Run, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    cfg = run.cfg
+    batch = tokens[torch.randint(len(tokens), (cfg.batch,), device=tokens.device)]
+    order, num_source = sample_pairs(cfg.batch, cfg, device=tokens.device)
+    warmup = cfg.warmup_kimg * 1000
+    for group in run.optimizer.param_groups:
+        group["lr"] = cfg.lr * (min(1.0, (run.progress.images_seen + cfg.batch) / warmup) if warmup else 1.0)
+    loss, stats = eq19_loss(run.transformer, batch, order, num_source)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.transformer.parameters(), cfg.grad_clip)
+    run.optimizer.step()
+    return {"loss": loss.detach(), **{k: v.detach() for k, v in stats.items()}}
+
+
+def _stage(run: Run, kimg: float, batch: int, step, reporter: Reporter, start: float, sheet_digits: torch.Tensor,
+           run_dir: Path) -> bool:
+    """Run the current stage to `kimg`; False when --max-minutes stopped it (with a checkpoint)."""
+    cfg, progress = run.cfg, run.progress
+    total, tick_images = int(kimg * 1000), max(int(cfg.tick_kimg * 1000), 1)
+    module = run.tokenizer if run.stage == "tokenizer" else run.transformer
+    module.train()
+    ticks, tick_start, tick_images_start, sums, count = 0, time.time(), progress.images_seen, {}, 0
+    while progress.images_seen < total:
+        stats = step()
+        for key, value in stats.items():
+            sums[key] = sums.get(key, 0.0) + value
+        count += 1
+        progress.step += 1
+        progress.images_seen += batch
+        done = progress.images_seen >= total
+        out_of_time = bool(cfg.max_minutes) and time.time() - start > cfg.max_minutes * 60
+        if progress.images_seen - tick_images_start < tick_images and not done and not out_of_time:
+            continue
+        record = {k: float(v) / count for k, v in sums.items()}  # the tick's one host sync
+        if not math.isfinite(record["loss"]):
+            raise TrainingDiverged(f"the {run.stage} loss became non-finite at step {progress.step}; "
+                                   f"resume from the last checkpoint with a lower lr")
+        now = time.time()
+        speed = (progress.images_seen - tick_images_start) / max(now - tick_start, 1e-9)
+        record = {"stage": run.stage, "kimg": progress.images_seen / 1000, "step": progress.step,
+                  "img_per_s": speed, **record}
+        details = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("stage", "kimg", "step", "img_per_s"))
+        reporter.tick(record, f"{run.stage} kimg {record['kimg']:8.2f}/{kimg:g} | {speed:6.0f} img/s | {details} | "
+                              f"ETA {format_eta((total - progress.images_seen) / max(speed, 1e-9))}")
+        ticks += 1
+        sums, count, tick_start, tick_images_start = {}, 0, now, progress.images_seen
+        if ticks % cfg.snap_ticks == 0 or done or out_of_time:
+            snapshot(run, run_dir, sheet_digits)
+            module.train()
+        if out_of_time:
+            print(f"stopping after --max-minutes {cfg.max_minutes:g}; resume with --resume auto", flush=True)
+            return False
+    return True
+
+
+def snapshot(run: Run, run_dir: Path, sheet_digits: torch.Tensor) -> None:
+    """Training checkpoint, sheets, and (stage 2) the exported sampling checkpoint."""
+    save_training_state(checkpoint_path(run_dir, run.progress.step), run.state())
+    prune_checkpoints(run_dir, run.cfg.keep_checkpoints)
+    tag = f"{run.stage}-{run.progress.images_seen:09d}"
+    run.tokenizer.eval()
+    save_png(figures.reconstructions(run.tokenizer, sheet_digits), run_dir / "samples" / f"recon-{tag}.png")
+    if run.stage == "transformer":
+        run.transformer.eval()
+        model = run.sampling_model()
+        save_png(figures.fig11(model, seed=0), run_dir / "samples" / f"fig11-{tag}.png")
+        model.save(run_dir / "export", {"preset": run.cfg.preset, "kimg": run.progress.images_seen / 1000,
+                                        "tokenizer_kimg": run.cfg.tok_kimg, "step": run.progress.step})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train the multi-modal MNIST model (VQ tokenizer, then Eq. (19)).")
+    parser.add_argument("--preset", default="demo", help="demo (the shipped checkpoint) or tiny (tests)")
+    parser.add_argument("--data", default="../shared/data/mnist/mnist.npz", help="MNIST .npz or torchvision folder")
+    parser.add_argument("--out", help="run directory (default runs/digits-PRESET)")
+    parser.add_argument("--resume", help="'auto' (newest checkpoint in --out) or a checkpoint path")
+    parser.add_argument("--kimg", type=float, help="transformer training length in thousands of images")
+    parser.add_argument("--tok-kimg", type=float, dest="tok_kimg", help="tokenizer training length")
+    parser.add_argument("--batch", type=int, help="transformer batch size")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--max-minutes", type=float, dest="max_minutes", help="stop with a checkpoint after this")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config value, e.g. --set dim=256 --set classify_prob=0.2")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config as JSON and exit")
+    args = parser.parse_args(argv)
+    try:
+        cfg = preset(args.preset)
+        for name in ("data", "resume", "kimg", "tok_kimg", "batch", "device", "seed", "max_minutes"):
+            if getattr(args, name) is not None:
+                setattr(cfg, name, getattr(args, name))
+        cfg.out = args.out or f"runs/digits-{cfg.preset}"
+        apply_overrides(cfg, args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return run_training(train, cfg, args.dry_run)

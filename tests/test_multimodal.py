@@ -1,0 +1,206 @@
+"""The multi-modal MNIST model: tokenizer, sampling API, checkpoints, a real training run + exact resume, a small
+CI model's classification / label-conditioning figures, and the evaluator."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from biglearn.checkpoint import CheckpointError, list_checkpoints
+from biglearn.classifier import load_classifier
+from biglearn.data import load_mnist
+from biglearn.multimodal.config import preset
+from biglearn.multimodal.model import DigitsModel
+from biglearn.multimodal.trainer import train
+from conftest import REPO
+
+SHIPPED = "digits-multimodal"
+
+
+@pytest.fixture(scope="module")
+def test_digits(mnist_npz):
+    data = load_mnist(mnist_npz, 28, "test")
+    return data.images[:500], data.labels[:500]
+
+
+@pytest.fixture(scope="module")
+def shipped() -> DigitsModel:
+    return DigitsModel.from_pretrained(SHIPPED, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return load_classifier("mnist-classifier", "cpu")[0]
+
+
+# ---------------------------------------------------------------- tokenizer
+def test_tokenizer_round_trip_keeps_real_digits_readable(shipped, test_digits, classifier):
+    images, labels = test_digits
+    codes = shipped.encode(images)
+    assert codes.shape == (500, 49) and codes.dtype == torch.long
+    assert 0 <= codes.min() and codes.max() < shipped.cfg.codebook_size
+    recon = shipped.decode(codes)
+    assert recon.shape == (500, 1, 28, 28) and 0 <= recon.min() and recon.max() <= 1
+    agreement = (classifier.predict_proba(recon).argmax(1) == labels).float().mean().item()
+    assert agreement >= 0.98, agreement
+    assert (recon - images.float() / 255).abs().mean() < 0.08
+    assert torch.equal(shipped.encode(recon), shipped.encode(shipped.decode(shipped.encode(recon))))  # stable codes
+
+
+def test_tokenizer_refuses_wrong_shapes(shipped):
+    with pytest.raises(ValueError, match="28"):
+        shipped.encode(torch.zeros(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="codes must lie"):
+        shipped.tokenizer.decode(torch.full((1, 7, 7), 10_000))
+
+
+# ---------------------------------------------------------------- sampling API
+def test_shipped_model_classifies_test_digits(shipped, test_digits):
+    images, labels = test_digits
+    probs = shipped.classify(images)
+    assert probs.shape == (500, 10)
+    torch.testing.assert_close(probs.sum(1), torch.ones(500))
+    assert (probs.argmax(1) == labels).float().mean() >= 0.95
+
+
+def test_generation_is_seeded_and_respects_labels(shipped):
+    a, la = shipped.generate(4, labels=[1, 2, 3, 4], seed=7)
+    b, lb = shipped.generate(4, labels=[1, 2, 3, 4], seed=7)
+    assert torch.equal(a, b) and la.tolist() == [1, 2, 3, 4]
+    c, _ = shipped.generate(4, labels=[1, 2, 3, 4], seed=8)
+    assert not torch.equal(a, c)
+    joint, labels = shipped.generate(6, seed=1)
+    assert joint.shape == (6, 1, 28, 28) and ((0 <= labels) & (labels < 10)).all()
+    greedy = [shipped.generate(2, labels=5, temperature=0, seed=s)[0] for s in (0, 1)]
+    assert greedy[0].shape == (2, 1, 28, 28)
+
+
+def test_completion_keeps_source_pixels_exactly(shipped, test_digits):
+    images = test_digits[0][:4]
+    keep = shipped.random_mask(0.5, batch=4, seed=0)
+    out, labels = shipped.complete(images, keep, seed=0)
+    pixels = keep.view(4, 1, 7, 7).repeat_interleave(4, 2).repeat_interleave(4, 3)
+    assert torch.equal(out[pixels], images.float()[pixels] / 255)
+    full, _ = shipped.complete(images, torch.ones(7, 7, dtype=torch.bool), labels=3, seed=0)
+    assert torch.equal(full, images.float() / 255)                       # nothing to generate
+    given, y = shipped.complete(images, keep, labels=[9, 9, 9, 9], seed=0)
+    assert y.tolist() == [9, 9, 9, 9]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, x: m.complete(x, torch.ones(5, 5, dtype=torch.bool)), "keep must be"),
+    (lambda m, x: m.complete(x, torch.ones(7, 7, dtype=torch.bool), labels=12), "digits 0-9"),
+    (lambda m, x: m.generate(2, labels=[1, 2, 3]), "3 labels for 2"),
+    (lambda m, x: m.generate(0), "at least 1"),
+    (lambda m, x: m.generate(1, temperature=-1), "temperature"),
+])
+def test_bad_requests_get_clear_errors(shipped, test_digits, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(shipped, test_digits[0][:2])
+
+
+def test_checkpoint_mismatches_are_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="not a 'digits-multimodal'"):
+        DigitsModel.from_pretrained("mnist")                                  # a GAN checkpoint
+    folder = tmp_path / "broken"
+    model = DigitsModel.from_pretrained(SHIPPED, device="cpu")
+    model.save(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["dim"] = 64
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="do not match"):
+        DigitsModel.from_pretrained(folder)
+
+
+# ---------------------------------------------------------------- training
+def tiny_config(data, out, **changes):
+    cfg = preset("tiny")
+    cfg.data, cfg.out, cfg.limit_images = str(data), str(out), 256
+    for key, value in changes.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+def test_training_cli_writes_every_artefact(tmp_path, mnist_npz):
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, str(REPO / "train" / "train_digits.py"), "--preset", "tiny",
+                             "--data", str(mnist_npz), "--out", str(out), "--set", "limit_images=256"],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "tokenizer kimg" in result.stdout and "transformer kimg" in result.stdout and "ETA" in result.stdout
+    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in stats] == ["tokenizer"] * 2 + ["transformer"] * 2
+    assert all({"loss", "nll_x", "nll_y"} <= set(r) for r in stats if r["stage"] == "transformer")
+    assert list((out / "tensorboard").iterdir())
+    sheets = {p.name.split("-")[0] for p in (out / "samples").glob("*.png")}
+    assert sheets == {"recon", "fig11"}
+    model = DigitsModel.from_pretrained(out / "export", device="cpu")
+    assert model.meta["kimg"] == pytest.approx(0.256) and model.meta["preset"] == "tiny"
+    dry = subprocess.run([sys.executable, str(REPO / "train" / "train_digits.py"), "--dry-run", "--set", "dim=256",
+                          "--set", "heads=8"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert json.loads(dry.stdout)["model"]["dim"] == 256
+
+
+def test_resume_continues_bit_for_bit(tmp_path, mnist_npz):
+    straight = train(tiny_config(mnist_npz, tmp_path / "straight"))
+    train(tiny_config(mnist_npz, tmp_path / "split", kimg=0.128))           # stops half-way through stage 2
+    resumed = train(tiny_config(mnist_npz, tmp_path / "split", resume="auto"))
+    a = torch.load(list_checkpoints(straight)[-1], weights_only=True)
+    b = torch.load(list_checkpoints(resumed)[-1], weights_only=True)
+    assert a["step"] == b["step"] and a["stage"] == b["stage"] == "transformer"
+    for part in ("tokenizer", "transformer"):
+        for key, value in a[part].items():
+            assert torch.equal(value, b[part][key]), (part, key)
+
+
+def test_resume_with_another_model_is_refused(tmp_path, mnist_npz):
+    train(tiny_config(mnist_npz, tmp_path / "run", kimg=0.128))
+    cfg = tiny_config(mnist_npz, tmp_path / "run", resume="auto")
+    cfg.model.dim = 48
+    with pytest.raises(CheckpointError, match="another model"):
+        train(cfg)
+
+
+# ---------------------------------------------------------------- a small CI model's figures
+@pytest.fixture(scope="module")
+def ci_model(tmp_path_factory, mnist_npz) -> DigitsModel:
+    """A small model trained here for about a minute on 2,000 real digits."""
+    cfg = preset("ci")
+    cfg.data, cfg.out = str(mnist_npz), str(tmp_path_factory.mktemp("ci") / "run")
+    return DigitsModel.from_pretrained(train(cfg) / "export", device="cpu")
+
+
+def test_ci_model_classifies_and_generates_by_label(ci_model, mnist_npz, classifier):
+    held_in = load_mnist(mnist_npz, 28, "train")
+    images, labels = held_in.images[:500], held_in.labels[:500]
+    accuracy = (ci_model.classify(images).argmax(1) == labels).float().mean().item()
+    assert accuracy >= CI_CLASSIFICATION, accuracy
+    wanted = torch.arange(10).repeat_interleave(20)
+    samples, _ = ci_model.generate(len(wanted), labels=wanted, seed=0)
+    agreement = (classifier.predict_proba(samples).argmax(1) == wanted).float().mean().item()
+    assert agreement >= CI_CONDITIONING, agreement
+
+
+CI_CLASSIFICATION = 0.8
+CI_CONDITIONING = 0.3   # chance is 0.1
+
+
+def test_evaluator_writes_metrics_report_and_figures(ci_model, tmp_path, mnist_npz):
+    folder = tmp_path / "model"
+    ci_model.save(folder, {"preset": "ci"})
+    out = tmp_path / "eval"
+    result = subprocess.run([sys.executable, "-m", "biglearn.multimodal.evaluate", "--checkpoint", str(folder),
+                             "--out", str(out), "--data", str(mnist_npz), "--n", "100", "--per-label", "5",
+                             "--n-complete", "20"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {t["name"] for t in metrics["targets"]} >= {"classification accuracy p(y | x)",
+                                                       "label-conditioned generation agreement p(x | y)"}
+    assert len(metrics["completion"]["random"]["labelled"]) == 10
+    assert metrics["classification"]["images"] == len(load_mnist(mnist_npz, 28, "test"))   # the whole split
+    for fig in metrics["figures"]:
+        assert (out / fig["file"]).stat().st_size > 0
+    assert "## Targets" in (out / "report.md").read_text()
