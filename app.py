@@ -501,9 +501,11 @@ def launch_options() -> dict:
 def main() -> None:
     configure_threads()
     studio = Studio()
-    for name, report in studio.cache.status().items():  # load the models before the first visitor
-        print(f"{name}: {report}", flush=True)
-    build_demo(studio).queue(default_concurrency_limit=2).launch(**launch_options())
+    digits = DigitsStudio(ModelCache(studio.cache.device, MULTIMODAL_MODELS, DigitsModel.from_pretrained))
+    for cache in (studio.cache, digits.cache):  # load the models before the first visitor
+        for name, report in cache.status().items():
+            print(f"{name}: {report}", flush=True)
+    build_demo(studio, digits).queue(default_concurrency_limit=2).launch(**launch_options())
 
 
 if __name__ == "__main__":

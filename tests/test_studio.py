@@ -492,8 +492,10 @@ def test_mix_two_and_three_images(studio, faces, tmp_path):
     shown = M.parse_sources(updates["mix_text"], grid, 3)
     assert (shown[grid // 2:] == 1).all() and (shown[: grid // 2] == 0).all()
     assert updates["mix_layout"] == "top-bottom" and updates["mix_grid"].shape == (480, 480, 3)
-    follows, updates = studio.tool(laid, "none")  # a layout follows the current S
-    assert (M.parse_sources(studio.mix_view(follows)["mix_text"], grid, 3) == -1).all()
+    follows, updates = studio.tool(laid, "none")  # a layout follows the current S, and is redrawn with it
+    assert (M.parse_sources(updates["mix_text"], grid, 3) == -1).all() and "mix_grid" in updates
+    _, updates = studio.edit_mask(follows, "\n".join(["#" * grid] * grid))
+    assert (M.parse_sources(updates["mix_text"], grid, 3) >= 0).all()
     painted = laid
     for _ in range(2):  # B -> C -> generated
         painted, updates = studio.mix_click(painted, 479, 479)

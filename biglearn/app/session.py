@@ -185,6 +185,10 @@ class Studio:
                    **self.mix_view(s)}
 
     # ------------------------------------------------------------ the mask
+    def mask_view(self, s: Session, note: str = "") -> dict:
+        """After S changed: the main views and the mix map, whose layouts are drawn over S."""
+        return {**self.view(s, note), **self.mix_view(s)}
+
     def click(self, s: Session, x: float, y: float, action: str = "toggle") -> tuple[Session, dict]:
         """A click at pixel (x, y) of the grid view: toggle the patch, or pick up / put down a patch to move or copy."""
         grid = s.mask.shape[0]
@@ -192,7 +196,7 @@ class Studio:
         if action == "toggle":
             s = replace(s, mask=M.toggled(s.mask, row, col), pending=None)
             state = "kept (S)" if s.mask[row, col] else "generated (T)"
-            return s, self.view(s, f"Patch ({row}, {col}) is now {state}.")
+            return s, self.mask_view(s, f"Patch ({row}, {col}) is now {state}.")
         if action not in CLICK_ACTIONS:
             raise ValueError(f"unknown click action {action!r}")
         if s.pending is None:
@@ -206,7 +210,7 @@ class Studio:
         verb = "Copied" if action == "copy" else "Moved"
         note = f"{verb} patch {s.pending} to ({row}, {col})."
         s = replace(s, image=image, mask=mask, pending=None)
-        return s, self.view(s, note)
+        return s, self.mask_view(s, note)
 
     def undo_moves(self, s: Session) -> tuple[Session, dict]:
         s = replace(s, image=s.original, pending=None)
@@ -216,7 +220,7 @@ class Studio:
         grid = s.mask.shape[0]
         seed = random.randrange(2**31) if tool == "random" else None
         s = replace(s, mask=M.tool_mask(tool, grid, ratio=s.ratio, seed=seed, current=s.mask), pending=None)
-        return s, self.view(s)
+        return s, self.mask_view(s)
 
     def set_ratio(self, s: Session, ratio: float, mode: str) -> tuple[Session, dict]:
         """The S-ratio slider was released (or the mode changed): a new random or raster mask at that ratio."""
@@ -227,7 +231,7 @@ class Studio:
 
     def edit_mask(self, s: Session, text: str) -> tuple[Session, dict]:
         s = replace(s, mask=M.parse_grid(text, s.mask.shape[0]), pending=None)
-        return s, self.view(s)
+        return s, self.mask_view(s)
 
     def apply_brush(self, s: Session, editor: dict | None, paint: str = "kept") -> tuple[Session, dict]:
         """Patches painted in the brush editor become kept (or generated); the result is drawn back on the grid."""
@@ -239,7 +243,7 @@ class Studio:
         mask = s.mask | cells if paint == "kept" else s.mask & ~cells
         s = replace(s, mask=mask, pending=None)
         what = "kept" if paint == "kept" else "generated"
-        return s, {**self.view(s, f"Brush: {int(cells.sum())} patches marked {what}."), **self.brush_view(s)}
+        return s, {**self.mask_view(s, f"Brush: {int(cells.sum())} patches marked {what}."), **self.brush_view(s)}
 
     # ------------------------------------------------------------ noise
     def set_seed(self, s: Session, seed) -> tuple[Session, dict]:
