@@ -28,7 +28,7 @@ def run_training(train, cfg, dry_run: bool) -> int:
     if dry_run:
         print(cfg.to_json())
         return 0
-    from biglearn.trainer import TrainingDiverged
+    from biglearn.progress import TrainingDiverged
     try:
         train(cfg)
     except (DataError, CheckpointError, TrainingDiverged) as exc:

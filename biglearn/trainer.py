@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -21,18 +19,9 @@ from biglearn.data import load_dataset
 from biglearn.inference import Completer, resolve_device
 from biglearn.nn.discriminator import Discriminator
 from biglearn.nn.generator import Generator
+from biglearn.progress import Progress, Reporter, TrainingDiverged, format_eta
 from biglearn.sheets import write_training_sheets
 from biglearn.step import LOSS_NAMES, Networks, TrainStep
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or Inf; the run stops and its last good checkpoint is kept."""
-
-
-@dataclasses.dataclass
-class Progress:
-    step: int = 0
-    images_seen: int = 0
 
 
 def setup_distributed(cfg: TrainConfig) -> tuple[torch.device, int, int]:
@@ -111,42 +100,6 @@ def save(nets: Networks, cfg: TrainConfig, progress: Progress, run_dir: Path, de
     # fp16 halves the shipped file; inference upcasts to fp32 on load.
     export_sampling_checkpoint(run_dir / "export", nets.G_ema, cfg.model, info, dtype=torch.float16)
     return path
-
-
-def format_eta(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-class Reporter:
-    """Status line, stats.jsonl and TensorBoard scalars (rank 0 only)."""
-
-    def __init__(self, run_dir: Path, enabled: bool):
-        self.enabled = enabled
-        self.writer = None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self.writer = SummaryWriter(str(run_dir / "tensorboard"))
-            except ImportError:
-                print("tensorboard is not installed: scalars go to stats.jsonl only", file=sys.stderr)
-        self.stats_path = run_dir / "stats.jsonl"
-
-    def tick(self, record: dict, line: str) -> None:
-        if not self.enabled:
-            return
-        with self.stats_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.writer:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key != "kimg":
-                    self.writer.add_scalar(key, value, global_step=int(record["kimg"] * 1000))
-            self.writer.flush()
-        print(line, flush=True)
-
-    def close(self) -> None:
-        if self.writer:
-            self.writer.close()
 
 
 def status_line(record: dict, total_kimg: float, eta: float) -> str:

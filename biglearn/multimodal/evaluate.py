@@ -156,7 +156,7 @@ def write_figures(model: DigitsModel, cfg: DigitsEvalConfig, real: torch.Tensor,
     out, written = Path(cfg.out), []
 
     def add(name: str, what: str, array) -> None:
-        save_sheet(array, out, name)
+        save_sheet(array.repeat(2, axis=0).repeat(2, axis=1), out, name)   # 28 px digits: shown twice as large
         written.append({"file": name, "what": what})
 
     add("fig11.png", "Fig. 11: 4 rows of joint samples p(x, y), then one row of p(x | y) per digit 0-9",

@@ -200,7 +200,7 @@ class DigitsModel:
                  seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """p(x_T | x_S) or, with labels, p(x_T | x_S, y). keep: [7, 7] or [B, 7, 7] bool (True = in S).
         -> (completed images [B, 1, 28, 28] in [0, 1] with S pixels exact, labels [B]: given or sampled)."""
-        x = to_unit(images)
+        x = to_unit(images).cpu()
         batch = len(x)
         labels = self._labels(labels, batch)
         keep = self._keep(keep, batch)

@@ -29,7 +29,7 @@ from biglearn.multimodal.objective import LABEL, sample_pairs, target_slots
 from biglearn.multimodal.tokenizer import VQTokenizer
 from biglearn.multimodal.transformer import AnyOrderTransformer
 from biglearn.sheets import save_png
-from biglearn.trainer import Progress, Reporter, TrainingDiverged, format_eta
+from biglearn.progress import Progress, Reporter, TrainingDiverged, format_eta
 
 STAGES = ("tokenizer", "transformer")
 

@@ -1,0 +1,81 @@
+"""Speed of the multi-modal MNIST model: `python -m biglearn.multimodal.bench [--checkpoint NAME] [--threads N]`.
+
+Inference latency (median of --reps) of each capability the app calls, on the checkpoint's weights, and the
+training throughput of its transformer (one Eq. (19) step on random tokens, batch of the preset).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from biglearn.multimodal.config import preset
+from biglearn.multimodal.model import DigitsModel
+from biglearn.multimodal.objective import sample_pairs
+from biglearn.multimodal.trainer import eq19_loss
+from biglearn.multimodal.transformer import AnyOrderTransformer
+
+
+def median_ms(fn, reps: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def inference(model: DigitsModel, reps: int) -> dict[str, float]:
+    digits = (torch.rand(100, 1, 28, 28) * 255).to(torch.uint8)
+    keep = model.random_mask(0.5, seed=0)
+    return {
+        "classify 1 ms": median_ms(lambda: model.classify(digits[:1]), reps),
+        "classify 100 ms": median_ms(lambda: model.classify(digits), reps),
+        "generate 1 ms": median_ms(lambda: model.generate(1, seed=0), reps),
+        "generate 16 ms": median_ms(lambda: model.generate(16, seed=0), reps),
+        "generate 16 with label ms": median_ms(lambda: model.generate(16, labels=3, seed=0), reps),
+        "complete 1 at r=0.5 ms": median_ms(lambda: model.complete(digits[:1], keep, seed=0), reps),
+    }
+
+
+def training(preset_name: str, steps: int) -> dict[str, float]:
+    cfg = preset(preset_name)
+    model = AnyOrderTransformer(cfg.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    tokens = torch.randint(cfg.model.codebook_size, (cfg.batch, cfg.model.length))
+    tokens[:, 0] = cfg.model.codebook_size + torch.randint(10, (cfg.batch,))
+
+    def step():
+        order, num_source = sample_pairs(cfg.batch, cfg)
+        loss, _ = eq19_loss(model, tokens, order, num_source)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    ms = median_ms(step, steps)
+    return {"train step ms": ms, "train img/s": cfg.batch / ms * 1000, "batch": cfg.batch,
+            "transformer params M": sum(p.numel() for p in model.parameters()) / 1e6}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Latency and training throughput of the multi-modal MNIST model.")
+    parser.add_argument("--checkpoint", default="digits-multimodal")
+    parser.add_argument("--preset", default="demo", help="preset whose transformer step is timed")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = DigitsModel.from_pretrained(args.checkpoint, device=args.device)
+    results = {"device": args.device, "threads": torch.get_num_threads(), **inference(model, args.reps),
+               **training(args.preset, max(3, args.reps // 2))}
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
