@@ -19,7 +19,7 @@ from biglearn.app.digits import (ANY_LABEL, GENERATE_CHOICES, LABEL_CHOICES, MAX
 from biglearn.app.models import MODELS, MULTIMODAL_MODELS, ModelCache, configure_threads
 from biglearn.app.session import CLICK_ACTIONS, USER_ERRORS, Studio, list_examples
 from biglearn.imaging import MAX_FILE_BYTES
-from biglearn.multimodal.model import DigitsModel
+from biglearn.multimodal.model import SAMPLING_ORDERS, DigitsModel
 
 INTRO = """# BigLearn Studio
 One generator completes **any** set of patches of an image from any other set (the BigLearn-GAN of *Big Learning*).
@@ -40,15 +40,17 @@ API_HELP = f"""Named endpoints for `gradio_client` (`Client(url).predict(..., ap
 | `/relocate` | image, model, moves, copy, mask, ratio, mode, seed | three panels, message |
 | `/generate` | model, seed | a joint sample (S empty), message |
 | `/digits_classify` | image | p(y \\| x) as a label with confidences, message |
-| `/digits_generate` | label, count, temperature, seed | gallery (label `any`: p(x, y); a digit: p(x \\| y)), message |
-| `/digits_complete` | image, mask, ratio, mode, label, temperature, seed | masked, completed, p(y \\| x_S), message |
-| `/digits_sweep` | image, mode, label, temperature, seed | PNG strip, message |
+| `/digits_generate` | label, count, temperature, seed, order | gallery, message (label `any`: p(x, y)) |
+| `/digits_complete` | image, mask, ratio, mode, label, temperature, seed, order | 2 panels, p(y \\| x_S), message |
+| `/digits_sweep` | image, mode, label, temperature, seed, order | PNG strip, message |
 
 *image*: any picture file (`handle_file(path)`), centre-cropped to the model's square. *model*: `faces` or
 `digits`. *mask*: a grid string, {M.GRID_HELP}; when blank, *mode* (`random`, `raster`, `centre`, `border`, `all`,
 `none`) at S-ratio *ratio* is used. *layout*: {", ".join(M.LAYOUTS)}; `paint` reads a map of `A`/`B`/`.` from
 *mask*. *moves*: `row,col > row,col; ...` or raster indices `9 > 27`. Uploads are limited to
-{MAX_FILE_BYTES // 2**20} MB."""
+{MAX_FILE_BYTES // 2**20} MB. Digits endpoints (the multi-modal model, a 7x7 token grid): *label* `none` / `any` or
+`0`-`9` (given to the model); *temperature* 0-{MAX_TEMPERATURE:g} (0: most likely tokens); *order* `random` or
+`raster` (y first, then row by row)."""
 
 IMAGE_OUT = dict(format="png", interactive=False, buttons=["download", "fullscreen"])
 
@@ -334,6 +336,8 @@ def digits_tab_layout() -> dict:
             with gr.Row():
                 c["temperature"] = gr.Slider(0.0, MAX_TEMPERATURE, value=1.0, step=0.05,
                                              label="Temperature (0 = most likely tokens)", elem_id="digits-temperature")
+                c["order"] = gr.Radio(list(SAMPLING_ORDERS), value="random", elem_id="digits-order",
+                                      label="Order of generation (raster: y first, then row by row)")
                 c["seed"] = gr.Number(0, precision=0, label="Seed", elem_id="digits-seed", min_width=100)
                 c["resample"] = gr.Button("Resample", variant="primary", elem_id="digits-resample")
             with gr.Accordion("Mask as text", open=False):
@@ -365,8 +369,8 @@ def digits_tab_layout() -> dict:
 def wire_digits_tab(tab, c: dict, studio: DigitsStudio) -> None:
     """Events of the digits tab: its own per-session state and lock (see SessionBox)."""
     state = gr.State(None, time_to_live=3 * 3600)
-    single = ["grid", "mask_text", "classify", "source_probs", "seed", "status", "label", "temperature", "ratio",
-              "mode", "gallery", "sweep"]
+    single = ["grid", "mask_text", "classify", "source_probs", "seed", "status", "label", "temperature", "order",
+              "ratio", "mode", "gallery", "sweep"]
     outputs = [state, *(c[name] for name in single), *c["panels"]]
 
     def show(box: SessionBox, updates: dict) -> dict:
@@ -424,6 +428,7 @@ def wire_digits_tab(tab, c: dict, studio: DigitsStudio) -> None:
     on(c["mode"].input, studio.set_ratio, [c["ratio"], c["mode"]])
     on(c["label"].input, studio.set_label, [c["label"]])
     on(c["temperature"].release, studio.set_temperature, [c["temperature"]])
+    on(c["order"].input, studio.set_order, [c["order"]])
     on(c["seed"].submit, studio.set_seed, [c["seed"]])
     on(c["resample"].click, studio.resample)
     on(c["use_text"].click, studio.edit_mask, [c["mask_text"]])
@@ -475,6 +480,7 @@ def add_api(api: Api, digits: DigitsApi) -> None:
         sample = gr.Image(format="png", label="sample")
         label = gr.Textbox(NO_LABEL, label="label")
         temperature = gr.Number(1.0, label="temperature")
+        order = gr.Textbox("random", label="order")
         probs = gr.Label(label="probabilities")
         digit_panels = [gr.Image(format="png", label=label) for label in ("masked", "completed")]
         endpoints = [
@@ -485,10 +491,10 @@ def add_api(api: Api, digits: DigitsApi) -> None:
             ("relocate", api.relocate, [image, model, moves, copy, mask, ratio, mode, seed], [*panels, message]),
             ("generate", api.generate, [model, seed], [sample, message]),
             ("digits_classify", digits.classify_digit, [image], [probs, message]),
-            ("digits_generate", digits.generate_digits, [label, count, temperature, seed], [gallery, message]),
-            ("digits_complete", digits.complete_digit, [image, mask, ratio, mode, label, temperature, seed],
+            ("digits_generate", digits.generate_digits, [label, count, temperature, seed, order], [gallery, message]),
+            ("digits_complete", digits.complete_digit, [image, mask, ratio, mode, label, temperature, seed, order],
              [*digit_panels, probs, message]),
-            ("digits_sweep", digits.sweep_digit, [image, mode, label, temperature, seed], [strip, message]),
+            ("digits_sweep", digits.sweep_digit, [image, mode, label, temperature, seed, order], [strip, message]),
         ]
         for name, fn, inputs, outputs in endpoints:
             gr.Button(visible=False).click(endpoint(fn), inputs, outputs, api_name=name)

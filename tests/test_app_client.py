@@ -178,12 +178,14 @@ def test_digits_classify(client, pictures):
 
 
 def test_digits_generate(client):
-    gallery, message = client.predict("5", 4, 0.8, 3, api_name="/digits_generate")
+    gallery, message = client.predict("5", 4, 0.8, 3, "random", api_name="/digits_generate")
     assert len(gallery) == 4 and all(item["caption"] == "y = 5 (given)" for item in gallery)
-    again, _ = client.predict("5", 4, 0.8, 3, api_name="/digits_generate")
+    again, _ = client.predict("5", 4, 0.8, 3, "random", api_name="/digits_generate")
     assert all((read(a["image"]) == read(b["image"])).all() for a, b in zip(gallery, again))
-    for args, error in ((("12", 4, 1.0, 0), "digit 0-9"), (("any", 99, 1.0, 0), "1 to 32"),
-                        (("any", 2, -1, 0), "temperature")):
+    raster, _ = client.predict("any", 3, 1.0, 3, "raster", api_name="/digits_generate")
+    assert len(raster) == 3
+    for args, error in ((("12", 4, 1.0, 0, "random"), "digit 0-9"), (("any", 99, 1.0, 0, "random"), "1 to 32"),
+                        (("any", 2, -1, 0, "random"), "temperature"), (("any", 2, 1, 0, "spiral"), "sampling order")):
         with pytest.raises(Exception, match=error):
             client.predict(*args, api_name="/digits_generate")
 
@@ -191,15 +193,16 @@ def test_digits_generate(client):
 def test_digits_complete_and_sweep(client, pictures):
     text = "\n".join(["#######"] * 3 + ["......."] * 4)
     masked, completed, source_probs, message = client.predict(
-        handle_file(str(DIGIT)), text, None, None, "7", 1.0, 2, api_name="/digits_complete")
+        handle_file(str(DIGIT)), text, None, None, "7", 1.0, 2, "raster", api_name="/digits_complete")
     assert read(masked).shape == read(completed).shape and "21 of 49 tokens kept" in message
     assert "the label 7" in message and len(source_probs["confidences"]) == 10
-    *_, message = client.predict(handle_file(pictures["ood"]), "", 0.0, "random", "none", 1.0, 0,
+    *_, message = client.predict(handle_file(pictures["ood"]), "", 0.0, "random", "none", 1.0, 0, "random",
                                  api_name="/digits_complete")
     assert "p(x, y)" in message
     with pytest.raises(Exception, match="input image is required"):
-        client.predict(None, "", 0.5, "random", "none", 1.0, 0, api_name="/digits_complete")
-    strip, message = client.predict(handle_file(str(DIGIT)), "raster", "3", 1.0, 0, api_name="/digits_sweep")
+        client.predict(None, "", 0.5, "random", "none", 1.0, 0, "random", api_name="/digits_complete")
+    strip, message = client.predict(handle_file(str(DIGIT)), "raster", "3", 1.0, 0, "random",
+                                    api_name="/digits_sweep")
     assert read(strip).shape[1] > 10 * (read(strip).shape[0] - 18)
     with pytest.raises(Exception, match="sweep mode"):
-        client.predict(handle_file(str(DIGIT)), "border", "none", 1.0, 0, api_name="/digits_sweep")
+        client.predict(handle_file(str(DIGIT)), "border", "none", 1.0, 0, "random", api_name="/digits_sweep")

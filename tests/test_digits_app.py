@@ -62,6 +62,10 @@ def test_label_temperature_and_seed(studio, started):
         studio.set_label(s, "11")
     s, view = studio.set_label(s, "none")
     assert s.label is None and "sampled" in view["status"]
+    s, view = studio.set_order(s, "raster")
+    assert s.order == "raster" and "raster order" in view["status"]
+    with pytest.raises(ValueError, match="sampling order"):
+        studio.set_order(s, "spiral")
 
 
 def test_generate_gallery_and_sweep(studio, started):

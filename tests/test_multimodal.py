@@ -74,8 +74,8 @@ def test_generation_is_seeded_and_respects_labels(shipped):
     assert not torch.equal(a, c)
     joint, labels = shipped.generate(6, seed=1)
     assert joint.shape == (6, 1, 28, 28) and ((0 <= labels) & (labels < 10)).all()
-    greedy = [shipped.generate(2, labels=5, temperature=0, seed=s)[0] for s in (0, 1)]
-    assert greedy[0].shape == (2, 1, 28, 28)
+    greedy = [shipped.generate(2, labels=5, temperature=0, seed=s, order="raster")[0] for s in (0, 1)]
+    assert torch.equal(greedy[0], greedy[1])           # a fixed order and the most likely tokens: no randomness
 
 
 def test_completion_keeps_source_pixels_exactly(shipped, test_digits):
@@ -96,6 +96,7 @@ def test_completion_keeps_source_pixels_exactly(shipped, test_digits):
     (lambda m, x: m.generate(2, labels=[1, 2, 3]), "3 labels for 2"),
     (lambda m, x: m.generate(0), "at least 1"),
     (lambda m, x: m.generate(1, temperature=-1), "temperature"),
+    (lambda m, x: m.generate(1, order="spiral"), "order must be"),
 ])
 def test_bad_requests_get_clear_errors(shipped, test_digits, call, message):
     with pytest.raises(ValueError, match=message):

@@ -17,7 +17,7 @@ from biglearn.app import render
 from biglearn.app.models import MULTIMODAL_MODELS, ModelCache
 from biglearn.imaging import load_image, to_model_image
 from biglearn.multimodal.config import IMAGE_SIZE, NUM_LABELS
-from biglearn.multimodal.model import DigitsModel
+from biglearn.multimodal.model import SAMPLING_ORDERS, DigitsModel
 from biglearn.sheets import SHEET_RATIOS
 
 MODEL = "multimodal"
@@ -47,6 +47,13 @@ def parse_temperature(value) -> float:
     if not 0.0 <= temperature <= MAX_TEMPERATURE:
         raise ValueError(f"the temperature must be between 0 and {MAX_TEMPERATURE:g}, got {temperature:g}")
     return temperature
+
+
+def parse_order(order) -> str:
+    text = (order or "random").strip().lower()
+    if text not in SAMPLING_ORDERS:
+        raise ValueError(f"the sampling order must be one of {', '.join(SAMPLING_ORDERS)}, not {order!r}")
+    return text
 
 
 def parse_seed(seed) -> int:
@@ -106,6 +113,7 @@ class DigitsSession:
     keep: np.ndarray | None = None    # [7, 7] bool, True = kept image token (S)
     label: int | None = None          # the label given as a source, or None
     temperature: float = 1.0
+    order: str = "random"             # sampling order of the targets: "random", or "raster" (y first)
     seed: int = 0
     ratio: float = 0.5
     mode: str = "random"
@@ -124,24 +132,26 @@ class DigitsCapabilities:
     def classify(self, image: np.ndarray) -> torch.Tensor:
         return self.model().classify(as_batch(image))[0]
 
-    def complete(self, image: np.ndarray, keep: np.ndarray, label: int | None, temperature: float, seed: int
-                 ) -> tuple[np.ndarray, int, torch.Tensor]:
+    def complete(self, image: np.ndarray, keep: np.ndarray, label: int | None, temperature: float, seed: int,
+                 order: str = "random") -> tuple[np.ndarray, int, torch.Tensor]:
         """-> (completion [28, 28, 1], its label (given or sampled), p(y | x_S) [10])."""
         model = self.model()
         x = as_batch(image)
         keep_tensor = torch.from_numpy(keep)
-        done, labels = model.complete(x, keep_tensor, labels=label, temperature=temperature, seed=seed)
+        done, labels = model.complete(x, keep_tensor, labels=label, temperature=temperature, seed=seed, order=order)
         probs = model.label_probs(model.encode(x), keep_tensor.flatten()[None])[0]
         return to_image(done[0]), int(labels[0]), probs
 
-    def generate(self, label: int | None, count: int, temperature: float, seed: int) -> list[tuple[np.ndarray, str]]:
+    def generate(self, label: int | None, count: int, temperature: float, seed: int, order: str = "random"
+                 ) -> list[tuple[np.ndarray, str]]:
         if not 1 <= count <= MAX_COUNT:
             raise ValueError(f"ask for 1 to {MAX_COUNT} digits, not {count}")
-        images, labels = self.model().generate(count, labels=label, temperature=temperature, seed=seed)
+        images, labels = self.model().generate(count, labels=label, temperature=temperature, seed=seed, order=order)
         how = "given" if label is not None else "sampled"
         return [(render.enlarge(to_image(img), 112), f"y = {int(y)} ({how})") for img, y in zip(images, labels)]
 
-    def sweep(self, image: np.ndarray, mode: str, label: int | None, temperature: float, seed: int) -> np.ndarray:
+    def sweep(self, image: np.ndarray, mode: str, label: int | None, temperature: float, seed: int,
+              order: str = "random") -> np.ndarray:
         """Completions with S-ratio 0.0 ... 0.9 of the same noise, then the input, captioned, side by side."""
         if mode not in M.RATIO_MODES:
             raise ValueError(f"the sweep mode must be one of {', '.join(M.RATIO_MODES)}, not {mode!r}")
@@ -150,7 +160,7 @@ class DigitsCapabilities:
         for i, ratio in enumerate(SHEET_RATIOS):
             keep = M.tool_mask(mode, model.grid, ratio=ratio, seed=seed * 1000 + i)
             done, _ = model.complete(as_batch(image), torch.from_numpy(keep), labels=label, temperature=temperature,
-                                     seed=seed)
+                                     seed=seed, order=order)
             frames.append(render.labelled(to_image(done[0]), f"r={ratio:.1f}"))
         frames.append(render.labelled(image, "input"))
         return np.concatenate(frames, axis=1)
@@ -160,10 +170,10 @@ class DigitsStudio(DigitsCapabilities):
     """The tab's handlers (one per process, shared by all sessions)."""
 
     def view(self, s: DigitsSession, note: str = "") -> dict:
-        completed, label, source_probs = self.complete(s.image, s.keep, s.label, s.temperature, s.seed)
+        completed, label, source_probs = self.complete(s.image, s.keep, s.label, s.temperature, s.seed, s.order)
         given = "given" if s.label is not None else "sampled"
         status = f"{describe(s.keep, s.label)} Completion labelled y = {label} ({given}); seed {s.seed}, " \
-                 f"temperature {s.temperature:g}."
+                 f"temperature {s.temperature:g}, {s.order} order."
         return {
             "grid": render.grid_view(s.image, s.keep),
             "mask_text": M.format_grid(s.keep),
@@ -176,7 +186,7 @@ class DigitsStudio(DigitsCapabilities):
 
     def controls(self, s: DigitsSession) -> dict:
         return {"label": NO_LABEL if s.label is None else str(s.label), "temperature": s.temperature,
-                "ratio": s.ratio, "mode": s.mode}
+                "order": s.order, "ratio": s.ratio, "mode": s.mode}
 
     def start(self) -> tuple[DigitsSession, dict]:
         from biglearn.app.session import list_examples
@@ -254,6 +264,10 @@ class DigitsStudio(DigitsCapabilities):
         s = replace(s, temperature=parse_temperature(value))
         return s, self.view(s)
 
+    def set_order(self, s: DigitsSession, order) -> tuple[DigitsSession, dict]:
+        s = replace(s, order=parse_order(order))
+        return s, self.view(s)
+
     def set_seed(self, s: DigitsSession, seed) -> tuple[DigitsSession, dict]:
         s = replace(s, seed=parse_seed(seed))
         return s, self.view(s)
@@ -265,13 +279,13 @@ class DigitsStudio(DigitsCapabilities):
     # ------------------------------------------------------------ galleries
     def generate_many(self, s: DigitsSession, choice, count) -> tuple[DigitsSession, dict]:
         label = parse_label(choice)
-        gallery = self.generate(label, int(count or 1), s.temperature, s.seed)
+        gallery = self.generate(label, int(count or 1), s.temperature, s.seed, s.order)
         what = f"p(x | y = {label})" if label is not None else "p(x, y)"
         return s, {"gallery": gallery, "status": f"{len(gallery)} samples of {what}, seed {s.seed}, "
                                                  f"temperature {s.temperature:g}."}
 
     def sweep_view(self, s: DigitsSession, mode: str) -> tuple[DigitsSession, dict]:
-        strip = self.sweep(s.image, mode, s.label, s.temperature, s.seed)
+        strip = self.sweep(s.image, mode, s.label, s.temperature, s.seed, s.order)
         return s, {"sweep": strip, "status": f"S-ratio sweep, {mode} S, seed {s.seed}."}
 
 
@@ -284,24 +298,25 @@ class DigitsApi(DigitsCapabilities):
         probs = self.classify(digit_input(image))
         return label_dict(probs), f"p(y | x): most likely {int(probs.argmax())} ({float(probs.max()):.3f})."
 
-    def generate_digits(self, label, count, temperature, seed) -> tuple[list, str]:
-        gallery = self.generate(parse_label(label), int(count or 1), parse_temperature(temperature), parse_seed(seed))
+    def generate_digits(self, label, count, temperature, seed, order="random") -> tuple[list, str]:
+        gallery = self.generate(parse_label(label), int(count or 1), parse_temperature(temperature), parse_seed(seed),
+                                parse_order(order))
         return gallery, f"{len(gallery)} samples."
 
-    def complete_digit(self, image, mask, ratio, mode, label, temperature, seed) -> tuple:
+    def complete_digit(self, image, mask, ratio, mode, label, temperature, seed, order="random") -> tuple:
         if image is None:
             raise ValueError("an input image is required")
         seed, label = parse_seed(seed), parse_label(label)
         digit = digit_input(image)
         keep = M.requested_mask(mask, ratio, mode, seed, self.model().grid)
-        done, y, probs = self.complete(digit, keep, label, parse_temperature(temperature), seed)
+        done, y, probs = self.complete(digit, keep, label, parse_temperature(temperature), seed, parse_order(order))
         return (render.enlarge(render.grey_out(digit, keep)), render.enlarge(done), label_dict(probs),
                 f"{describe(keep, label)} Completion labelled y = {y}. Mask:\n{M.format_grid(keep)}")
 
-    def sweep_digit(self, image, mode, label, temperature, seed) -> tuple[np.ndarray, str]:
+    def sweep_digit(self, image, mode, label, temperature, seed, order="random") -> tuple[np.ndarray, str]:
         if image is None:
             raise ValueError("an input image is required")
         mode = (mode or "random").strip().lower()
         strip = self.sweep(digit_input(image), mode, parse_label(label), parse_temperature(temperature),
-                           parse_seed(seed))
+                           parse_seed(seed), parse_order(order))
         return strip, f"S-ratio sweep, {mode} S."

@@ -44,6 +44,7 @@ class DigitsEvalConfig:
     n: int = 1000                  # joint samples, and the real reference set they are compared with
     per_label: int = 100           # label-conditioned samples per digit
     n_complete: int = 200          # digits completed at each (ratio, mode, with/without label)
+    n_variants: int = 300          # samples per sampling variant (order x temperature), joint and by label
     temperature: float = 1.0
     device: str = "auto"
     seed: int = 0
@@ -79,6 +80,26 @@ def completion_agreement(model: DigitsModel, classifier: DigitClassifier, images
             rows["p_y_given_xs"].append((probs.argmax(1) == labels).float().mean().item())
         result[mode] = rows
     return result
+
+
+VARIANTS = (("random", 1.0), ("random", 0.8), ("raster", 1.0), ("raster", 0.8))
+
+
+def sampling_variants(model: DigitsModel, classifier: DigitClassifier, cfg: DigitsEvalConfig) -> list[dict]:
+    """Label-conditioned agreement and joint-sample quality for each sampling order and temperature: the order
+    is the user's choice at sampling time (Eq. (19) trains them all), and "raster" generates y first."""
+    wanted = torch.arange(NUM_LABELS).repeat_interleave(max(1, cfg.n_variants // NUM_LABELS))
+    rows = []
+    for order, temperature in VARIANTS:
+        conditioned, _ = model.generate(len(wanted), labels=wanted, temperature=temperature, seed=cfg.seed + 7,
+                                        order=order)
+        joint, joint_labels = model.generate(len(wanted), temperature=temperature, seed=cfg.seed + 8, order=order)
+        probs = classifier.predict_proba(joint)
+        rows.append({"order": order, "temperature": temperature,
+                     "conditioned_agreement": agreement(classifier, conditioned, wanted),
+                     "joint_label_image_agreement": (probs.argmax(1) == joint_labels).float().mean().item(),
+                     **{f"joint_{k}": v for k, v in class_coverage(probs).items() if k != "histogram"}})
+    return rows
 
 
 def targets(metrics: dict) -> list[dict]:
@@ -139,6 +160,7 @@ def evaluate(cfg: DigitsEvalConfig) -> dict:
     metrics["real_floor"] = {"frechet": frechet_distance(feats_second, feats_ref), "kid": kid_second[0],
                              **class_coverage(probs_second)}
 
+    metrics["variants"] = sampling_variants(model, classifier, cfg)
     count = min(cfg.n_complete, len(second))
     metrics["completion"] = completion_agreement(model, classifier, second[:count],
                                                  labels[n:n + count], cfg)
@@ -202,7 +224,13 @@ def write_report(metrics: dict, path: Path) -> None:
               + ", ".join(f"{p:.3f}" for p in joint["histogram"]) + ".", "",
               "Label-conditioned agreement by digit: "
               + ", ".join(f"{y}: {a:.2f}" for y, a in enumerate(metrics["conditioned"]["agreement_by_label"])) + ".",
-              "", f"## Completion ({metrics['completion']['images']} test digits per cell)", "",
+              "", f"Sampling variants ({metrics['config']['n_variants']} samples each; the targets above use a random "
+              f"order at temperature {metrics['config']['temperature']:g}):", ""]
+    lines += _table(["order", "temperature", "p(x | y) agreement", "joint: class entropy", "joint: mean max-prob",
+                     "joint: sampled y = classifier's reading"],
+                    [[v["order"], v["temperature"], v["conditioned_agreement"], v["joint_entropy"],
+                      v["joint_mean_max_prob"], v["joint_label_image_agreement"]] for v in metrics["variants"]])
+    lines += ["", f"## Completion ({metrics['completion']['images']} test digits per cell)", "",
               "Agreement of the classifier's reading of the completion with the true label; `p(y|x_S)` is the "
               "model's own classification from the kept tokens only.", ""]
     ratios = metrics["ratios"]
@@ -224,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000, help="joint samples and real reference digits")
     parser.add_argument("--per-label", type=int, default=100, dest="per_label")
     parser.add_argument("--n-complete", type=int, default=200, dest="n_complete")
+    parser.add_argument("--n-variants", type=int, default=300, dest="n_variants")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)

@@ -29,6 +29,7 @@ from biglearn.patches import random_mask, raster_mask
 KIND = "digits-multimodal"
 FORMAT_VERSION = 1
 TOKEN_PIXELS = IMAGE_SIZE // 7   # one token covers a 4x4 block
+SAMPLING_ORDERS = ("random", "raster")
 
 
 class DigitsModel:
@@ -130,9 +131,12 @@ class DigitsModel:
     # ------------------------------------------------------------ the universal model
     @torch.no_grad()
     def fill(self, tokens: torch.Tensor, is_source: torch.Tensor, *, temperature: float = 1.0,
-             seed: int | None = None) -> torch.Tensor:
-        """Sample every non-source token of tokens [B, L'] given the sources (is_source [B, L']), one at a time in
-        a random order: x_t1 ~ p(. | X_S'), x_t2 ~ p(. | X_S', x_t1), ... Returns a completed copy."""
+             seed: int | None = None, order: str = "random") -> torch.Tensor:
+        """Sample every non-source token of tokens [B, L'] given the sources (is_source [B, L']), one at a time:
+        x_t1 ~ p(. | X_S'), x_t2 ~ p(. | X_S', x_t1), ... in a random order or ("raster") y first, then row by row.
+        Returns a completed copy."""
+        if order not in SAMPLING_ORDERS:
+            raise ValueError(f"order must be one of {', '.join(SAMPLING_ORDERS)}, not {order!r}")
         if temperature < 0:
             raise ValueError("temperature must be >= 0 (0 = most likely token)")
         generator = torch.Generator(device="cpu").manual_seed(seed if seed is not None else torch.seed() % 2**63)
@@ -142,16 +146,16 @@ class DigitsModel:
             return tokens
         is_source[full, LABEL] = False      # a row with nothing to generate: sample y, then put it back
         saved = tokens[:, LABEL].clone()
-        order, num_source = pairs_from_sources(is_source, generator)
-        order, num_source = order.to(self.device), num_source.to(self.device)
+        sequence, num_source = pairs_from_sources(is_source, generator, raster=order == "raster")
+        sequence, num_source = sequence.to(self.device), num_source.to(self.device)
         rows, length = torch.arange(len(tokens), device=self.device), tokens.shape[1]
         for k in range(length - int(num_source.min())):
             slot = num_source + k
             active = slot < length
             slot = slot.clamp(max=length - 1)
-            logits = self.transformer(tokens, order, num_source, slots=int(slot.max()) + 1)[rows, slot]
+            logits = self.transformer(tokens, sequence, num_source, slots=int(slot.max()) + 1)[rows, slot]
             draw = self._draw(logits, temperature, generator)
-            position = order[rows, slot]
+            position = sequence[rows, slot]
             tokens[rows[active], position[active]] = draw[active]
         tokens[full.to(self.device), LABEL] = saved[full.to(self.device)]
         return tokens
@@ -183,8 +187,8 @@ class DigitsModel:
         """p(y | x): [B, 1, 28, 28] -> [B, 10]."""
         return self.label_probs(self.encode(images))
 
-    def generate(self, count: int, *, labels=None, temperature: float = 1.0, seed: int | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def generate(self, count: int, *, labels=None, temperature: float = 1.0, seed: int | None = None,
+                 order: str = "random") -> tuple[torch.Tensor, torch.Tensor]:
         """count samples of p(x, y) (labels None) or p(x | y) (an int, or one label per sample).
         -> (images [count, 1, 28, 28] in [0, 1], labels [count]: the sampled or the given ones)."""
         if count < 1:
@@ -193,11 +197,12 @@ class DigitsModel:
         image_tokens = torch.zeros(count, self.cfg.num_image_tokens, dtype=torch.long)
         is_source = torch.zeros(count, self.cfg.length, dtype=torch.bool)
         is_source[:, LABEL] = labels is not None
-        tokens = self.fill(self._sequence(image_tokens, labels), is_source, temperature=temperature, seed=seed)
+        tokens = self.fill(self._sequence(image_tokens, labels), is_source, temperature=temperature, seed=seed,
+                           order=order)
         return self.decode(tokens[:, 1:]), (tokens[:, LABEL] - self.cfg.codebook_size).cpu()
 
     def complete(self, images: torch.Tensor, keep, *, labels=None, temperature: float = 1.0,
-                 seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 seed: int | None = None, order: str = "random") -> tuple[torch.Tensor, torch.Tensor]:
         """p(x_T | x_S) or, with labels, p(x_T | x_S, y). keep: [7, 7] or [B, 7, 7] bool (True = in S).
         -> (completed images [B, 1, 28, 28] in [0, 1] with S pixels exact, labels [B]: given or sampled)."""
         x = to_unit(images).cpu()
@@ -205,7 +210,8 @@ class DigitsModel:
         labels = self._labels(labels, batch)
         keep = self._keep(keep, batch)
         is_source = torch.cat([torch.full((batch, 1), labels is not None), keep], dim=1)
-        tokens = self.fill(self._sequence(self.encode(x), labels), is_source, temperature=temperature, seed=seed)
+        tokens = self.fill(self._sequence(self.encode(x), labels), is_source, temperature=temperature, seed=seed,
+                           order=order)
         out = self.decode(tokens[:, 1:])
         pixels = keep.reshape(batch, 1, self.grid, self.grid).repeat_interleave(TOKEN_PIXELS, 2)
         pixels = pixels.repeat_interleave(TOKEN_PIXELS, 3)

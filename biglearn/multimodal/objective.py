@@ -21,16 +21,19 @@ LABEL = 0   # position of y
 
 
 def pairs_from_sources(is_source: torch.Tensor, generator: torch.Generator | None = None, *,
-                       label_first: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                       label_first: bool = False, raster: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """is_source [B, L'] bool -> (order [B, L'], num_source [B]): S' ascending, then T' in a random order.
 
     label_first: when y is a target it comes first (t_1 = y), so slot |S'| gives p(y | X_S') itself.
+    raster: T' in position order instead (y first, then image tokens row by row): one of the orders Eq. (19)
+    trains, offered for sampling.
     """
     if is_source.all(dim=1).any():
         raise ValueError("T' is empty for some pair: at least one position must be generated")
     b, length = is_source.shape
-    noise = torch.rand(b, length, generator=generator, device=is_source.device)
     ascending = torch.arange(length, device=is_source.device).float() / length
+    noise = ascending.expand(b, length) if raster else torch.rand(b, length, generator=generator,
+                                                                   device=is_source.device)
     key = torch.where(is_source, ascending, 1.0 + noise)
     if label_first:
         key[:, LABEL] = torch.where(is_source[:, LABEL], key[:, LABEL], 1.0)
