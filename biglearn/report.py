@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    def cell(value) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+def markdown_table(header: list[str], rows: list[list]) -> list[str]:
+    def cell(value) -> str:  # a "|" inside a cell (as in p(y | x)) would end it
+        return f"{value:.4g}" if isinstance(value, float) else str(value).replace("|", "\\|")
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
 
 
@@ -17,13 +17,13 @@ def _mnist_section(metrics: dict) -> list[str]:
     lines = ["## MNIST: classifier features and labels", "",
              f"Classifier `{clf['name']}` (test accuracy {clf['test_accuracy'] or float('nan'):.4f}; "
              f"{clf['accuracy_on_second_set']:.4f} on the second real set, the ceiling for agreement).", ""]
-    lines += _table(["set vs reference", "Fréchet distance", "KID", "class entropy (nats)", "mean max-prob"],
+    lines += markdown_table(["set vs reference", "Fréchet distance", "KID", "class entropy (nats)", "mean max-prob"],
                     [["joint samples", joint["frechet"], joint["kid"], joint["entropy"], joint["mean_max_prob"]],
                      ["real (floor)", floor["frechet"], floor["kid"], floor["entropy"], floor["mean_max_prob"]]])
     lines += ["", "Predicted-class histogram of joint samples (digits 0-9): "
               + ", ".join(f"{p:.3f}" for p in joint["histogram"]), "",
               "Completion/label agreement:", ""]
-    lines += _table(["r"] + [f"{r:.1f}" for r in ratios],
+    lines += markdown_table(["r"] + [f"{r:.1f}" for r in ratios],
                     [[f"{mode} S"] + values for mode, values in m["agreement"].items()])
     return lines + [""]
 
@@ -42,7 +42,7 @@ def _swd_section(metrics: dict) -> list[str]:
     lines = ["## Sliced Wasserstein distance (x1e3, Laplacian pyramid, 7x7 neighbourhoods)", "",
              "Completions fill T of the second real set; S pixels are real, so SWD falls towards the floor as r grows.",
              ""]
-    return lines + _table(header, rows) + [""]
+    return lines + markdown_table(header, rows) + [""]
 
 
 def _diversity_section(metrics: dict) -> list[str]:
@@ -56,7 +56,7 @@ def _diversity_section(metrics: dict) -> list[str]:
              f"K = {first['k']} noises for each of {first['images']} images; RMS distances on T in [0, 1] "
              "pixel units. " + "; ".join(f"Spearman rho ({mode} S) = {d[mode]['spearman_rho']:.3f}" for mode in modes)
              + ".", ""]
-    return lines + _table(header, rows) + [""]
+    return lines + markdown_table(header, rows) + [""]
 
 
 def write_report(metrics: dict, path: Path) -> None:
@@ -66,7 +66,7 @@ def write_report(metrics: dict, path: Path) -> None:
              f"set, device {metrics['device']}, {metrics['seconds']['total']:.0f} s. "
              f"Checkpoint: preset {info.get('preset', '?')}, {info.get('kimg', '?')} kimg.", "",
              "## Targets (issue 3)", ""]
-    lines += _table(["measure", "value", "target", "met"],
+    lines += markdown_table(["measure", "value", "target", "met"],
                     [[t["name"], t["value"], t["target"], "yes" if t["passed"] else "**no**"]
                      for t in metrics["targets"]])
     lines.append("")

@@ -21,7 +21,6 @@ class DigitsModelConfig:
     depth: int = 6
     heads: int = 4
     mlp_ratio: float = 4.0
-    dropout: float = 0.0
 
     @property
     def grid(self) -> int:

@@ -31,7 +31,7 @@ from biglearn.metrics.features import frechet_distance, kernel_inception_distanc
 from biglearn.multimodal import figures
 from biglearn.multimodal.config import IMAGE_SIZE, NUM_LABELS
 from biglearn.multimodal.model import DigitsModel
-from biglearn.report import _table
+from biglearn.report import markdown_table
 from biglearn.sheets import SHEET_RATIOS, tile
 
 
@@ -208,7 +208,7 @@ def write_report(metrics: dict, path: Path) -> None:
              f"{metrics['seconds']['total']:.0f} s. Checkpoint: preset {info.get('preset', '?')}, "
              f"{info.get('kimg', '?')} kimg. Judge: `{metrics['classifier']['name']}` (test accuracy "
              f"{metrics['classifier']['test_accuracy']}).", "", "## Targets (issue 6)", ""]
-    lines += _table(["measure", "value", "target", "met"],
+    lines += markdown_table(["measure", "value", "target", "met"],
                     [[t["name"], t["value"], t["target"], "yes" if t["passed"] else "**no**"]
                      for t in metrics["targets"]])
     lines += ["", "## Tokenizer", "",
@@ -216,7 +216,7 @@ def write_report(metrics: dict, path: Path) -> None:
               f"{metrics['classification']['images']} digits (originals: {tok['classifier_on_originals']:.4f}); "
               f"mean absolute pixel error {tok['mean_abs_pixel_error']:.4f}.", "",
               "## Generation", ""]
-    lines += _table(["set vs real reference", "Fréchet distance", "KID", "class entropy (nats)", "mean max-prob"],
+    lines += markdown_table(["set vs real reference", "Fréchet distance", "KID", "class entropy (nats)", "mean max-prob"],
                     [["joint samples", joint["frechet"], joint["kid"], joint["entropy"], joint["mean_max_prob"]],
                      ["real (floor)", floor["frechet"], floor["kid"], floor["entropy"], floor["mean_max_prob"]]])
     lines += ["", f"Joint samples: the sampled label matches the classifier's reading of the sampled image for "
@@ -226,7 +226,7 @@ def write_report(metrics: dict, path: Path) -> None:
               + ", ".join(f"{y}: {a:.2f}" for y, a in enumerate(metrics["conditioned"]["agreement_by_label"])) + ".",
               "", f"Sampling variants ({metrics['config']['n_variants']} samples each; the targets above use a random "
               f"order at temperature {metrics['config']['temperature']:g}):", ""]
-    lines += _table(["order", "temperature", "p(x | y) agreement", "joint: class entropy", "joint: mean max-prob",
+    lines += markdown_table(["order", "temperature", "p(x | y) agreement", "joint: class entropy", "joint: mean max-prob",
                      "joint: sampled y = classifier's reading"],
                     [[v["order"], v["temperature"], v["conditioned_agreement"], v["joint_entropy"],
                       v["joint_mean_max_prob"], v["joint_label_image_agreement"]] for v in metrics["variants"]])
@@ -234,7 +234,7 @@ def write_report(metrics: dict, path: Path) -> None:
               "Agreement of the classifier's reading of the completion with the true label; `p(y|x_S)` is the "
               "model's own classification from the kept tokens only.", ""]
     ratios = metrics["ratios"]
-    lines += _table(["r"] + [f"{r:.1f}" for r in ratios],
+    lines += markdown_table(["r"] + [f"{r:.1f}" for r in ratios],
                     [[f"{key}, {mode} S"] + metrics["completion"][mode][key] for mode in MODES
                      for key in ("unlabelled", "labelled", "p_y_given_xs")])
     lines += ["", "## Figures", ""]
