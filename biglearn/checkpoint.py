@@ -87,13 +87,25 @@ def export_sampling_checkpoint(folder: Path, generator: torch.nn.Module, cfg: Mo
     atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
 
 
-def read_sampling_checkpoint(folder: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
+def read_checkpoint_folder(folder: Path, what: str = "sampling checkpoint") -> tuple[dict[str, Any], Path]:
+    """(config.json as a dict, the path of model.safetensors) of a checkpoint folder, or a CheckpointError."""
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    if not config_path.exists() or not weights_path.exists():
-        raise CheckpointError(f"{folder} is not a sampling checkpoint (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+    if not config_path.is_file() or not weights_path.is_file():
+        raise CheckpointError(f"{folder} is not a {what} (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
     try:
         meta = json.loads(config_path.read_text())
+    except ValueError as exc:
+        raise CheckpointError(f"cannot read {config_path}: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"cannot read {config_path}: not a JSON object")
+    return meta, weights_path
+
+
+def read_sampling_checkpoint(folder: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    meta, weights_path = read_checkpoint_folder(folder)
+    config_path = Path(folder) / CONFIG_FILE
+    try:
         cfg = ModelConfig(**meta["model"])
         cfg.validate()
     except Exception as exc:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from biglearn.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, atomic_write
+from biglearn.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, atomic_write, read_checkpoint_folder
 from biglearn.inference import resolve_checkpoint, resolve_device
 
 INPUT_SIZE = 28
@@ -106,10 +106,8 @@ def load_classifier(name_or_path: str | Path, device: str | torch.device | None 
                     ) -> tuple[DigitClassifier, dict]:
     """(classifier in eval mode, its config.json) from a name under checkpoints/ or a folder path."""
     folder = resolve_checkpoint(name_or_path)
-    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    if not config_path.exists() or not weights_path.exists():
-        raise CheckpointError(f"{folder} is not a classifier checkpoint (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
-    meta = json.loads(config_path.read_text())
+    meta, weights_path = read_checkpoint_folder(folder, "classifier checkpoint")
+    config_path = folder / CONFIG_FILE
     if meta.get("kind") != KIND:
         raise CheckpointError(f"{config_path} describes a {meta.get('kind', 'GAN')!r}, not a {KIND}")
     model = meta["model"]

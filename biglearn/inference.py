@@ -16,7 +16,7 @@ import torch
 from biglearn.checkpoint import CheckpointError, read_sampling_checkpoint
 from biglearn.config import ModelConfig
 from biglearn.nn.generator import Generator
-from biglearn.patches import mask_from_grid, pixel_mask, random_mask, raster_mask
+from biglearn.patches import SourceMasks, mask_from_grid, pixel_mask
 
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 CHECKPOINT_DIR_ENV = "BIGLEARN_CHECKPOINTS"
@@ -42,7 +42,7 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     raise CheckpointError(f"no checkpoint named {name_or_path!r} (looked in {', '.join(map(str, candidates))})")
 
 
-class Completer:
+class Completer(SourceMasks):
     """Wraps a generator for batched completion of images in [0, 1]."""
 
     def __init__(self, generator: Generator, device: torch.device | str | None = None, meta: dict | None = None):
@@ -69,13 +69,6 @@ class Completer:
     @property
     def grid(self) -> int:
         return self.cfg.grid
-
-    def random_mask(self, ratio: float, *, batch: int = 1, seed: int | None = None) -> torch.Tensor:
-        generator = None if seed is None else torch.Generator().manual_seed(seed)
-        return random_mask(self.num_patches, ratio, batch=batch, generator=generator)
-
-    def raster_mask(self, ratio: float, *, batch: int = 1) -> torch.Tensor:
-        return raster_mask(self.num_patches, ratio, batch=batch)
 
     def mask_from_grid(self, grid) -> torch.Tensor:
         mask = mask_from_grid(grid)

@@ -65,3 +65,16 @@ def raster_mask(num_patches: int, ratio: float, *, batch: int = 1) -> torch.Tens
     """[batch, L] masks keeping the first round(ratio * L) patches in raster order (the paper's "initial portion")."""
     keep = torch.arange(num_patches) < round(ratio * num_patches)
     return keep.expand(batch, num_patches).clone()
+
+
+class SourceMasks:
+    """random_mask / raster_mask for a model with `num_patches` (the GAN's Completer, the digits model)."""
+
+    num_patches: int
+
+    def random_mask(self, ratio: float, *, batch: int = 1, seed: int | None = None) -> torch.Tensor:
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        return random_mask(self.num_patches, ratio, batch=batch, generator=generator)
+
+    def raster_mask(self, ratio: float, *, batch: int = 1) -> torch.Tensor:
+        return raster_mask(self.num_patches, ratio, batch=batch)

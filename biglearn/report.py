@@ -17,14 +17,15 @@ def _mnist_section(metrics: dict) -> list[str]:
     lines = ["## MNIST: classifier features and labels", "",
              f"Classifier `{clf['name']}` (test accuracy {clf['test_accuracy'] or float('nan'):.4f}; "
              f"{clf['accuracy_on_second_set']:.4f} on the second real set, the ceiling for agreement).", ""]
+    rows = [[name, r["frechet"], r["kid"], r["entropy"], r["mean_max_prob"]]
+            for name, r in (("joint samples", joint), ("real (floor)", floor))]
     lines += markdown_table(["set vs reference", "Fréchet distance", "KID", "class entropy (nats)", "mean max-prob"],
-                    [["joint samples", joint["frechet"], joint["kid"], joint["entropy"], joint["mean_max_prob"]],
-                     ["real (floor)", floor["frechet"], floor["kid"], floor["entropy"], floor["mean_max_prob"]]])
+                            rows)
     lines += ["", "Predicted-class histogram of joint samples (digits 0-9): "
               + ", ".join(f"{p:.3f}" for p in joint["histogram"]), "",
               "Completion/label agreement:", ""]
     lines += markdown_table(["r"] + [f"{r:.1f}" for r in ratios],
-                    [[f"{mode} S"] + values for mode, values in m["agreement"].items()])
+                            [[f"{mode} S"] + values for mode, values in m["agreement"].items()])
     return lines + [""]
 
 
@@ -67,8 +68,8 @@ def write_report(metrics: dict, path: Path) -> None:
              f"Checkpoint: preset {info.get('preset', '?')}, {info.get('kimg', '?')} kimg.", "",
              "## Targets (issue 3)", ""]
     lines += markdown_table(["measure", "value", "target", "met"],
-                    [[t["name"], t["value"], t["target"], "yes" if t["passed"] else "**no**"]
-                     for t in metrics["targets"]])
+                            [[t["name"], t["value"], t["target"], "yes" if t["passed"] else "**no**"]
+                             for t in metrics["targets"]])
     lines.append("")
     lines += _mnist_section(metrics) if "mnist" in metrics else _swd_section(metrics)
     lines += _diversity_section(metrics)

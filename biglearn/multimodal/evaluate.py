@@ -209,16 +209,17 @@ def write_report(metrics: dict, path: Path) -> None:
              f"{info.get('kimg', '?')} kimg. Judge: `{metrics['classifier']['name']}` (test accuracy "
              f"{metrics['classifier']['test_accuracy']}).", "", "## Targets (issue 6)", ""]
     lines += markdown_table(["measure", "value", "target", "met"],
-                    [[t["name"], t["value"], t["target"], "yes" if t["passed"] else "**no**"]
-                     for t in metrics["targets"]])
+                            [[t["name"], t["value"], t["target"], "yes" if t["passed"] else "**no**"]
+                             for t in metrics["targets"]])
     lines += ["", "## Tokenizer", "",
               f"Reconstructions keep their label for {tok['reconstruction_agreement']:.4f} of "
               f"{metrics['classification']['images']} digits (originals: {tok['classifier_on_originals']:.4f}); "
               f"mean absolute pixel error {tok['mean_abs_pixel_error']:.4f}.", "",
               "## Generation", ""]
-    lines += markdown_table(["set vs real reference", "Fréchet distance", "KID", "class entropy (nats)", "mean max-prob"],
-                    [["joint samples", joint["frechet"], joint["kid"], joint["entropy"], joint["mean_max_prob"]],
-                     ["real (floor)", floor["frechet"], floor["kid"], floor["entropy"], floor["mean_max_prob"]]])
+    rows = [[name, r["frechet"], r["kid"], r["entropy"], r["mean_max_prob"]]
+            for name, r in (("joint samples", joint), ("real (floor)", floor))]
+    lines += markdown_table(["set vs real reference", "Fréchet distance", "KID", "class entropy (nats)",
+                             "mean max-prob"], rows)
     lines += ["", f"Joint samples: the sampled label matches the classifier's reading of the sampled image for "
               f"{joint['label_image_agreement']:.4f}. Class histogram: "
               + ", ".join(f"{p:.3f}" for p in joint["histogram"]) + ".", "",
@@ -226,17 +227,17 @@ def write_report(metrics: dict, path: Path) -> None:
               + ", ".join(f"{y}: {a:.2f}" for y, a in enumerate(metrics["conditioned"]["agreement_by_label"])) + ".",
               "", f"Sampling variants ({metrics['config']['n_variants']} samples each; the targets above use a random "
               f"order at temperature {metrics['config']['temperature']:g}):", ""]
-    lines += markdown_table(["order", "temperature", "p(x | y) agreement", "joint: class entropy", "joint: mean max-prob",
-                     "joint: sampled y = classifier's reading"],
-                    [[v["order"], v["temperature"], v["conditioned_agreement"], v["joint_entropy"],
-                      v["joint_mean_max_prob"], v["joint_label_image_agreement"]] for v in metrics["variants"]])
+    lines += markdown_table(["order", "temperature", "p(x | y) agreement", "joint: class entropy",
+                             "joint: mean max-prob", "joint: sampled y = classifier's reading"],
+                            [[v["order"], v["temperature"], v["conditioned_agreement"], v["joint_entropy"],
+                              v["joint_mean_max_prob"], v["joint_label_image_agreement"]] for v in metrics["variants"]])
     lines += ["", f"## Completion ({metrics['completion']['images']} test digits per cell)", "",
               "Agreement of the classifier's reading of the completion with the true label; `p(y|x_S)` is the "
               "model's own classification from the kept tokens only.", ""]
     ratios = metrics["ratios"]
     lines += markdown_table(["r"] + [f"{r:.1f}" for r in ratios],
-                    [[f"{key}, {mode} S"] + metrics["completion"][mode][key] for mode in MODES
-                     for key in ("unlabelled", "labelled", "p_y_given_xs")])
+                            [[f"{key}, {mode} S"] + metrics["completion"][mode][key] for mode in MODES
+                             for key in ("unlabelled", "labelled", "p_y_given_xs")])
     lines += ["", "## Figures", ""]
     for fig in metrics["figures"]:
         lines += [f"- {fig['what']}: `{fig['file']}`", "", f"  ![{fig['file']}]({fig['file']})", ""]

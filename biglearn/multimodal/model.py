@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from biglearn.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, atomic_write
+from biglearn.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, atomic_write, read_checkpoint_folder
 from biglearn.inference import resolve_checkpoint, resolve_device
 from biglearn.multimodal.config import IMAGE_SIZE, NUM_LABELS, DigitsModelConfig
 from biglearn.multimodal.objective import LABEL, pairs_from_sources
 from biglearn.multimodal.tokenizer import VQTokenizer, to_unit
 from biglearn.multimodal.transformer import AnyOrderTransformer
-from biglearn.patches import random_mask, raster_mask
+from biglearn.patches import SourceMasks
 
 KIND = "digits-multimodal"
 FORMAT_VERSION = 1
@@ -32,7 +32,7 @@ TOKEN_PIXELS = IMAGE_SIZE // 7   # one token covers a 4x4 block
 SAMPLING_ORDERS = ("random", "raster")
 
 
-class DigitsModel:
+class DigitsModel(SourceMasks):
     def __init__(self, tokenizer: VQTokenizer, transformer: AnyOrderTransformer,
                  device: torch.device | str | None = "auto", meta: dict | None = None):
         self.device = resolve_device(device) if device is None or isinstance(device, str) else device
@@ -45,13 +45,7 @@ class DigitsModel:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, device: str | None = "auto") -> "DigitsModel":
         folder = resolve_checkpoint(name_or_path)
-        config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-        if not config_path.is_file() or not weights_path.is_file():
-            raise CheckpointError(f"{folder} is not a checkpoint (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
-        try:
-            meta = json.loads(config_path.read_text())
-        except ValueError as exc:
-            raise CheckpointError(f"cannot read {config_path}: {exc}") from exc
+        meta, weights_path = read_checkpoint_folder(folder, "checkpoint")
         if meta.get("kind") != KIND:
             raise CheckpointError(f"{folder} holds a {meta.get('kind', 'BigLearn-GAN')!r} model, not a {KIND!r} one")
         try:
@@ -120,13 +114,6 @@ class DigitsModel:
     def num_patches(self) -> int:
         """Image tokens (the 'patches' of the token grid; named as in biglearn.inference.Completer)."""
         return self.cfg.num_image_tokens
-
-    def random_mask(self, ratio: float, *, batch: int = 1, seed: int | None = None) -> torch.Tensor:
-        generator = None if seed is None else torch.Generator().manual_seed(seed)
-        return random_mask(self.num_patches, ratio, batch=batch, generator=generator)
-
-    def raster_mask(self, ratio: float, *, batch: int = 1) -> torch.Tensor:
-        return raster_mask(self.num_patches, ratio, batch=batch)
 
     # ------------------------------------------------------------ the universal model
     @torch.no_grad()
