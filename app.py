@@ -16,10 +16,10 @@ from biglearn.app import masks as M
 from biglearn.app.api import Api
 from biglearn.app.digits import (ANY_LABEL, GENERATE_CHOICES, LABEL_CHOICES, MAX_COUNT, MAX_TEMPERATURE, NO_LABEL,
                                  DigitsApi, DigitsStudio)
-from biglearn.app.models import MODELS, MULTIMODAL_MODELS, ModelCache, configure_threads
+from biglearn.app.models import MODELS, configure_threads
 from biglearn.app.session import CLICK_ACTIONS, USER_ERRORS, Studio, list_examples
 from biglearn.imaging import MAX_FILE_BYTES
-from biglearn.multimodal.model import SAMPLING_ORDERS, DigitsModel
+from biglearn.multimodal.model import SAMPLING_ORDERS
 
 INTRO = """# BigLearn Studio
 One generator completes **any** set of patches of an image from any other set (the BigLearn-GAN of *Big Learning*).
@@ -72,7 +72,7 @@ class SessionBox:
 
 def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None) -> gr.Blocks:
     studio = studio or Studio()
-    digits = digits or DigitsStudio(ModelCache(studio.cache.device, MULTIMODAL_MODELS, DigitsModel.from_pretrained))
+    digits = digits or DigitsStudio(device=studio.cache.device)
     api = Api(studio)
     with gr.Blocks(title="BigLearn Studio", delete_cache=(3600, 7200)) as demo:
         state = gr.State(None, time_to_live=3 * 3600)  # a SessionBox per browser session, dropped when idle
@@ -507,7 +507,7 @@ def launch_options() -> dict:
 def main() -> None:
     configure_threads()
     studio = Studio()
-    digits = DigitsStudio(ModelCache(studio.cache.device, MULTIMODAL_MODELS, DigitsModel.from_pretrained))
+    digits = DigitsStudio(device=studio.cache.device)
     for cache in (studio.cache, digits.cache):  # load the models before the first visitor
         for name, report in cache.status().items():
             print(f"{name}: {report}", flush=True)

@@ -35,17 +35,10 @@ class Api:
             raise ValueError("an input image is required (only an empty mask, i.e. joint generation, needs none)")
         return model_input(image, completer, name)
 
-    @staticmethod
-    def _seed(seed) -> int:
-        try:
-            return int(seed or 0) % 2**31
-        except (TypeError, ValueError):
-            raise ValueError(f"the seed must be a whole number, not {seed!r}") from None
-
     def complete(self, image, model: str, mask: str, ratio: float, mode: str, seed: int):
         """-> (input with T greyed, generated T, completion, message)."""
         name, completer = self._model(model)
-        seed = self._seed(seed)
+        seed = ops.parse_seed(seed)
         keep = M.requested_mask(mask, ratio, mode, seed, completer.grid)
         x = self._input(image, name, completer, keep)
         done = ops.complete(completer, x, keep, seed)
@@ -54,7 +47,7 @@ class Api:
     def samples(self, image, model: str, mask: str, ratio: float, mode: str, seed: int, count: int):
         """-> (gallery of `count` completions of the same x_S, message)."""
         name, completer = self._model(model)
-        seed = self._seed(seed)
+        seed = ops.parse_seed(seed)
         keep = M.requested_mask(mask, ratio, mode, seed, completer.grid)
         x = self._input(image, name, completer, keep)
         images = ops.samples(completer, x, keep, seed, int(count or 1))
@@ -64,7 +57,7 @@ class Api:
     def sweep(self, image, model: str, mode: str, seed: int):
         """-> (PNG strip of r = 0.0 ... 0.9 + input, animated GIF, message)."""
         name, completer = self._model(model)
-        seed = self._seed(seed)
+        seed = ops.parse_seed(seed)
         mode = (mode or "random").strip().lower()
         if mode not in M.RATIO_MODES:
             raise ValueError(f"the sweep mode must be one of {', '.join(M.RATIO_MODES)}, not {mode!r}")
@@ -76,7 +69,7 @@ class Api:
         """Kept patches from A or B by `layout` (left-right, top-bottom, centre-from-b; or 'paint' with a map of
         A/B/. in `mask`), the rest generated. -> (mixed x_S with T greyed, generated T, completion, message)."""
         name, completer = self._model(model)
-        seed = self._seed(seed)
+        seed = ops.parse_seed(seed)
         images = [self._input(image_a, name, completer), self._input(image_b, name, completer)]
         layout = (layout or "left-right").strip().lower()
         if layout == "paint":
@@ -89,7 +82,7 @@ class Api:
     def relocate(self, image, model: str, moves: str, copy: bool, mask: str, ratio: float, mode: str, seed: int):
         """Move (or copy) patches, e.g. moves='0,0 > 3,4; 9 > 27', then complete. -> (panels..., message)."""
         name, completer = self._model(model)
-        seed = self._seed(seed)
+        seed = ops.parse_seed(seed)
         keep = M.requested_mask(mask, ratio, mode, seed, completer.grid)
         x = self._input(image, name, completer)
         steps = M.parse_moves(moves, completer.grid)
@@ -101,5 +94,5 @@ class Api:
     def generate(self, model: str, seed: int):
         """A joint sample x ~ p(x) (S empty). -> (image, message)."""
         name, completer = self._model(model)
-        seed = self._seed(seed)
+        seed = ops.parse_seed(seed)
         return render.enlarge(ops.joint_sample(completer, seed)), f"A {name} sample from p(x), seed {seed}."

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from biglearn.app import masks as M
-from biglearn.app import render
-from biglearn.app.models import MULTIMODAL_MODELS, ModelCache
+from biglearn.app import ops, render
+from biglearn.app.models import MULTIMODAL_MODELS, ModelCache, gpu
+from biglearn.app.session import list_examples
 from biglearn.imaging import load_image, to_model_image
 from biglearn.multimodal.config import IMAGE_SIZE, NUM_LABELS
 from biglearn.multimodal.model import SAMPLING_ORDERS, DigitsModel
@@ -56,13 +57,6 @@ def parse_order(order) -> str:
     return text
 
 
-def parse_seed(seed) -> int:
-    try:
-        return int(seed or 0) % 2**31
-    except (TypeError, ValueError):
-        raise ValueError(f"the seed must be a whole number, not {seed!r}") from None
-
-
 def digit_input(picture) -> np.ndarray:
     """Any picture (path, bytes, PIL image, array; a drawing) -> an MNIST-like [28, 28, 1] uint8 digit."""
     digit = to_model_image(load_image(picture), IMAGE_SIZE, 1, digit=True, fit_digit=True)
@@ -86,12 +80,17 @@ def drawing(editor_value) -> np.ndarray | None:
 
 
 def as_batch(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+    return ops.to_batch([image])
 
 
 def to_image(tensor: torch.Tensor) -> np.ndarray:
     """[1, 28, 28] float in [0, 1] -> [28, 28, 1] uint8."""
-    return (tensor.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return ops.to_arrays(tensor[None])[0]
+
+
+def example_digit(path) -> np.ndarray:
+    """A built-in MNIST example as it is (already framed like MNIST)."""
+    return to_model_image(load_image(path), IMAGE_SIZE, 1, digit=True)
 
 
 def label_dict(probs: torch.Tensor) -> dict[str, float]:
@@ -123,15 +122,17 @@ class DigitsSession:
 class DigitsCapabilities:
     """What both the tab and the API do with the model, on plain arrays."""
 
-    def __init__(self, cache: ModelCache | None = None):
-        self.cache = cache or ModelCache(models=MULTIMODAL_MODELS, loader=DigitsModel.from_pretrained)
+    def __init__(self, cache: ModelCache | None = None, device: str | None = None):
+        self.cache = cache or ModelCache(device, MULTIMODAL_MODELS, DigitsModel.from_pretrained)
 
     def model(self) -> DigitsModel:
         return self.cache.get(MODEL)
 
+    @gpu  # ZeroGPU: CUDA exists only inside; elsewhere the identity, as for biglearn.app.ops
     def classify(self, image: np.ndarray) -> torch.Tensor:
         return self.model().classify(as_batch(image))[0]
 
+    @gpu
     def complete(self, image: np.ndarray, keep: np.ndarray, label: int | None, temperature: float, seed: int,
                  order: str = "random") -> tuple[np.ndarray, int, torch.Tensor]:
         """-> (completion [28, 28, 1], its label (given or sampled), p(y | x_S) [10])."""
@@ -142,6 +143,7 @@ class DigitsCapabilities:
         probs = model.label_probs(model.encode(x), keep_tensor.flatten()[None])[0]
         return to_image(done[0]), int(labels[0]), probs
 
+    @gpu
     def generate(self, label: int | None, count: int, temperature: float, seed: int, order: str = "random"
                  ) -> list[tuple[np.ndarray, str]]:
         if not 1 <= count <= MAX_COUNT:
@@ -150,6 +152,7 @@ class DigitsCapabilities:
         how = "given" if label is not None else "sampled"
         return [(render.enlarge(to_image(img), 112), f"y = {int(y)} ({how})") for img, y in zip(images, labels)]
 
+    @gpu
     def sweep(self, image: np.ndarray, mode: str, label: int | None, temperature: float, seed: int,
               order: str = "random") -> np.ndarray:
         """Completions with S-ratio 0.0 ... 0.9 of the same noise, then the input, captioned, side by side."""
@@ -189,12 +192,11 @@ class DigitsStudio(DigitsCapabilities):
                 "order": s.order, "ratio": s.ratio, "mode": s.mode}
 
     def start(self) -> tuple[DigitsSession, dict]:
-        from biglearn.app.session import list_examples
         model = self.model()
         s = DigitsSession(keep=M.tool_mask("random", model.grid, ratio=0.5, seed=0))
         examples = list_examples("digits")
         if examples:
-            image, source = to_model_image(load_image(examples[0]), IMAGE_SIZE, 1, digit=True), "example"
+            image, source = example_digit(examples[0]), "example"
         else:
             image, source = self._sampled_digit(0), "generated"
         s = replace(s, image=image, source=source)
@@ -206,11 +208,10 @@ class DigitsStudio(DigitsCapabilities):
 
     # ------------------------------------------------------------ inputs
     def use_example(self, s: DigitsSession, index: int) -> tuple[DigitsSession, dict]:
-        from biglearn.app.session import list_examples
         examples = list_examples("digits")
         if not 0 <= index < len(examples):
             raise ValueError(f"there is no digit example number {index}")
-        image = to_model_image(load_image(examples[index]), IMAGE_SIZE, 1, digit=True)
+        image = example_digit(examples[index])
         s = replace(s, image=image, source="example")
         return s, self.view(s, f"Example: {examples[index].name}.")
 
@@ -269,7 +270,7 @@ class DigitsStudio(DigitsCapabilities):
         return s, self.view(s)
 
     def set_seed(self, s: DigitsSession, seed) -> tuple[DigitsSession, dict]:
-        s = replace(s, seed=parse_seed(seed))
+        s = replace(s, seed=ops.parse_seed(seed))
         return s, self.view(s)
 
     def resample(self, s: DigitsSession) -> tuple[DigitsSession, dict]:
@@ -299,14 +300,14 @@ class DigitsApi(DigitsCapabilities):
         return label_dict(probs), f"p(y | x): most likely {int(probs.argmax())} ({float(probs.max()):.3f})."
 
     def generate_digits(self, label, count, temperature, seed, order="random") -> tuple[list, str]:
-        gallery = self.generate(parse_label(label), int(count or 1), parse_temperature(temperature), parse_seed(seed),
+        gallery = self.generate(parse_label(label), int(count or 1), parse_temperature(temperature), ops.parse_seed(seed),
                                 parse_order(order))
         return gallery, f"{len(gallery)} samples."
 
     def complete_digit(self, image, mask, ratio, mode, label, temperature, seed, order="random") -> tuple:
         if image is None:
             raise ValueError("an input image is required")
-        seed, label = parse_seed(seed), parse_label(label)
+        seed, label = ops.parse_seed(seed), parse_label(label)
         digit = digit_input(image)
         keep = M.requested_mask(mask, ratio, mode, seed, self.model().grid)
         done, y, probs = self.complete(digit, keep, label, parse_temperature(temperature), seed, parse_order(order))
@@ -318,5 +319,5 @@ class DigitsApi(DigitsCapabilities):
             raise ValueError("an input image is required")
         mode = (mode or "random").strip().lower()
         strip = self.sweep(digit_input(image), mode, parse_label(label), parse_temperature(temperature),
-                           parse_seed(seed), parse_order(order))
+                           ops.parse_seed(seed), parse_order(order))
         return strip, f"S-ratio sweep, {mode} S."

@@ -126,7 +126,11 @@ class DigitsModel(SourceMasks):
             raise ValueError(f"order must be one of {', '.join(SAMPLING_ORDERS)}, not {order!r}")
         if temperature < 0:
             raise ValueError("temperature must be >= 0 (0 = most likely token)")
-        generator = torch.Generator(device="cpu").manual_seed(seed if seed is not None else torch.seed() % 2**63)
+        generator = torch.Generator(device="cpu")
+        if seed is None:
+            generator.seed()       # a fresh random stream; torch.seed() would also reseed the global RNG
+        else:
+            generator.manual_seed(seed)
         tokens, is_source = tokens.clone().to(self.device), is_source.clone().cpu()
         full = is_source.all(dim=1)
         if full.all():
