@@ -113,6 +113,18 @@ def train(cfg: DigitsTrainConfig) -> Path:
     """Train (or resume) the run in cfg.out; returns the run folder."""
     cfg.model.validate()
     device = resolve_device(cfg.device)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    if device.type == "cpu":
+        # With 2+ threads the CPU backward of the token/position gathers accumulates in thread order, so two identical
+        # runs differed in the last bits and a resumed run could not equal an uninterrupted one.
+        torch.use_deterministic_algorithms(True)
+    try:
+        return _train(cfg, device)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _train(cfg: DigitsTrainConfig, device: torch.device) -> Path:
     run_dir = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     data = load_dataset("mnist", cfg.data, IMAGE_SIZE, "train", limit=cfg.limit_images)
