@@ -164,13 +164,12 @@ class DigitsModel(SourceMasks):
         batch = len(image_tokens)
         keep = torch.ones(batch, self.cfg.num_image_tokens, dtype=torch.bool) if keep is None else keep.cpu()
         is_source = torch.cat([torch.zeros(batch, 1, dtype=torch.bool), keep], dim=1)
-        # The order of the other targets is irrelevant (their slots are not computed): any fixed generator.
-        order, num_source = pairs_from_sources(is_source, torch.Generator().manual_seed(0), label_first=True)
+        # The order of the other targets is irrelevant (no slot at or before |S'| sees them): raster, no randomness.
+        order, num_source = pairs_from_sources(is_source, label_first=True, raster=True)
         order, num_source = order.to(self.device), num_source.to(self.device)
-        tokens = self._sequence(image_tokens, None)
-        slot = num_source
-        logits = self.transformer(tokens, order, num_source, slots=int(slot.max()) + 1)
-        logits = logits[torch.arange(batch, device=self.device), slot, self.cfg.codebook_size:]
+        logits = self.transformer(self._sequence(image_tokens, None), order, num_source,
+                                  slots=int(num_source.max()) + 1)
+        logits = logits[torch.arange(batch, device=self.device), num_source, self.cfg.codebook_size:]
         return logits.softmax(dim=1).cpu()
 
     # ------------------------------------------------------------ capabilities
