@@ -1,5 +1,6 @@
 import dataclasses
 
+import pytest
 import torch
 
 from biglearn.config import preset
@@ -96,6 +97,8 @@ def test_inference_encoder_shortcut_equals_the_masked_training_path():
         mask[row, keep] = True
     z = torch.randn(3, cfg.z_dim)
     with torch.no_grad():
-        fast = G(images, mask, z)
-    masked = G(images, mask, z).detach()  # autograd on: the masked path
+        fast = G(images, mask, z, compact=True)
+        masked = G(images, mask, z)
     assert torch.allclose(fast, masked, atol=1e-5)
+    with pytest.raises(RuntimeError):  # rows with different |S| cannot be compacted
+        G(images, torch.cat([mask[:1], torch.ones_like(mask[1:])]), z, compact=True)

@@ -31,3 +31,21 @@ def test_compiled_step_matches_eager():
     reference = losses_after_steps("fp32", False, steps=1)   # one step: compiling on a CPU is the slow part
     compiled = losses_after_steps("fp32", True, steps=1)
     assert torch.allclose(compiled, reference, rtol=1e-4, atol=1e-4), (compiled - reference).abs().max()
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
+def test_training_passes_have_no_graph_breaks(grad):
+    """Dynamo's fullgraph mode refuses host syncs and data-dependent branches: the step must have none, or the
+    GPU would wait for the CPU every iteration (the D update runs G under no_grad, the G update with grad)."""
+    cfg = preset("celeba", "tiny")
+    nets = build_networks(cfg, torch.device("cpu"), distributed=False)
+    step = TrainStep(nets, cfg, torch.device("cpu"))
+    m = step.sample_masks(4)
+    images, z = torch.rand(4, 3, 16, 16) * 2 - 1, torch.randn(4, cfg.model.z_dim)
+    generator = torch.compile(nets.G, backend="eager", fullgraph=True)
+    discriminator = torch.compile(nets.D, backend="eager", fullgraph=True)
+    with torch.set_grad_enabled(grad):
+        fake = generator(images, m.source1, z)
+        logits = discriminator(fake, m.source1, m.target1)
+    assert torch.equal(fake, nets.G(images, m.source1, z)) or grad
+    assert logits.shape == (4,)

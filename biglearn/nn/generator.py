@@ -81,17 +81,16 @@ class Generator(nn.Module):
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
-    def encode(self, tokens: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
+    def encode(self, tokens: torch.Tensor, source_mask: torch.Tensor, compact: bool = False) -> torch.Tensor:
         """G-Encoder over the source tokens; [B, L, enc_dim] with meaningless rows outside S.
 
-        Training runs all L positions with a key-padding mask (static shapes, any |S| per sample). Without
-        autograd and with one |S| for the whole batch, as in the app, only the source tokens are computed:
-        the same result, with the encoder's cost falling with |S|.
+        Training runs all L positions with a key-padding mask (static shapes, any |S| per sample, no host sync).
+        `compact` (inference, one |S| for the whole batch) computes only the source tokens: the same result, with
+        the encoder's cost falling with |S|.
         """
         batch, length, dim = tokens.shape
         register = self.register_token.expand(batch, -1, -1)
-        counts = source_mask.sum(dim=1)
-        if not torch.is_grad_enabled() and bool((counts == counts[0]).all()):
+        if compact:
             index = source_mask.nonzero()[:, 1].reshape(batch, -1, 1).expand(-1, -1, dim)
             x = torch.cat([register, tokens.gather(1, index)], dim=1)
             for block in self.encoder:
@@ -103,11 +102,13 @@ class Generator(nn.Module):
             x = block(x, key_mask)
         return self.enc_norm(x[:, 1:])
 
-    def forward(self, images: torch.Tensor, source_mask: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, source_mask: torch.Tensor, z: torch.Tensor,
+                compact: bool = False) -> torch.Tensor:
+        """`compact=True` requires the same number of source patches in every row (see `encode`)."""
         cfg = self.cfg
         src = source_mask[..., None]                                     # [B, L, 1]
         patches = patchify(images, cfg.patch_size) * src                 # pixels outside S never enter
-        encoded = self.encode(self.patch_embed(patches) + self.enc_pos, source_mask)
+        encoded = self.encode(self.patch_embed(patches) + self.enc_pos, source_mask, compact)
 
         h = torch.where(src, self.enc_to_dec(encoded), self.mask_token) + self.dec_pos
         noise = torch.where(src, self.no_noise_token, self.noise(z))     # [B, L, noise_dim]
