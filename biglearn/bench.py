@@ -4,16 +4,24 @@ Prints img/s and ms/iteration of the configured training step (bf16 + torch.comp
 a plain eager fp32 reference step in the same run, the speed-up, FLOPs per image (counted by PyTorch's
 FlopCounterMode on one eager step, R1 included), MFU against a bf16 matmul peak measured in the same run, peak
 memory, and CPU inference latency for 1 and 10 completions. Data are random uint8 images: no dataset needed.
+`--ddp` adds the same step under DDP in a one-process world (DDP's own overhead); `--profile PATH` writes the
+operators that take the most time; `--set compile_mode=reduce-overhead` adds CUDA graphs, `--set r1_every=16`
+lazy R1.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import tempfile
 import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch.profiler import ProfilerActivity
+from torch.profiler import profile as profile_ops
 from torch.utils.flop_counter import FlopCounterMode
 
 from biglearn.config import TrainConfig, apply_overrides, preset
@@ -42,29 +50,58 @@ def measure_matmul_peak(device: torch.device, size: int = 8192, reps: int = 10) 
     return 2 * size ** 3 * reps / (time.perf_counter() - start) / 1e12
 
 
-def time_training(cfg: TrainConfig, device: torch.device, warmup: int, iters: int) -> dict:
+@contextlib.contextmanager
+def single_process_group(device: torch.device):
+    """A one-process DDP world (NCCL on CUDA, gloo on CPU): the cost of DDP itself, without a second GPU."""
+    with tempfile.TemporaryDirectory() as folder:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=0, world_size=1,
+                                init_method=f"file://{folder}/rendezvous")
+        try:
+            yield
+        finally:
+            dist.destroy_process_group()
+
+
+def time_training(cfg: TrainConfig, device: torch.device, warmup: int, iters: int, *, distributed: bool = False,
+                  profile: str | None = None) -> dict:
+    """img/s of `iters` steps after `warmup` steps; `profile` also writes the top operators of 3 more steps there."""
     torch.manual_seed(0)
-    nets = build_networks(cfg, device, distributed=False)
+    nets = build_networks(cfg, device, distributed=distributed)
     step = TrainStep(nets, cfg, device)
     data = torch.randint(0, 256, (cfg.batch * 4, cfg.model.channels, cfg.model.image_size, cfg.model.image_size),
                          dtype=torch.uint8, device=device)
+
+    def run(first: int, count: int) -> torch.Tensor:
+        for i in range(first, first + count):
+            losses = step(data[torch.randint(len(data), (cfg.batch,), device=device)], i, 1.0, 0.999)
+        _sync(device)
+        return losses
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     compile_start = time.perf_counter()
-    for i in range(warmup):
-        step(data[torch.randint(len(data), (cfg.batch,), device=device)], i, 1.0, 0.999)
-    _sync(device)
+    run(0, warmup)
     warmup_s = time.perf_counter() - compile_start
     start = time.perf_counter()
-    for i in range(iters):
-        losses = step(data[torch.randint(len(data), (cfg.batch,), device=device)], warmup + i, 1.0, 0.999)
-    _sync(device)
+    losses = run(warmup, iters)
     elapsed = time.perf_counter() - start
     result = {"img_per_s": cfg.batch * iters / elapsed, "ms_per_iter": 1000 * elapsed / iters,
               "warmup_s": warmup_s, "finite": bool(torch.isfinite(losses).all())}
     if device.type == "cuda":
         result["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    if profile:
+        write_profile(lambda: run(warmup + iters, 3), device, profile)
     return result
+
+
+def write_profile(steps, device: torch.device, path: str) -> None:
+    """The operators that take the most device time (CPU time on a CPU) over a few steps, as a text table."""
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile_ops(activities=activities) as prof:
+        steps()
+    sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(prof.key_averages().table(sort_by=sort_by, row_limit=40, max_name_column_width=60))
 
 
 def count_flops_per_image(cfg: TrainConfig, device: torch.device, batch: int = 8) -> float:
@@ -96,7 +133,7 @@ def inference_latency(cfg: TrainConfig, reps: int = 5) -> dict:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=["mnist", "celeba"], default="celeba")
     parser.add_argument("--preset", default="paper")
@@ -109,9 +146,12 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="skip the eager fp32 reference step")
     parser.add_argument("--no-inference", action="store_true", help="skip the CPU inference latency")
     parser.add_argument("--inference-only", action="store_true", help="only the CPU inference latency")
+    parser.add_argument("--ddp", action="store_true",
+                        help="also time the step wrapped in DDP in a one-process world (its overhead vs plain)")
+    parser.add_argument("--profile", metavar="PATH", help="write the top operators of the fast step to this file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--json", help="also write the results here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     cfg = apply_overrides(preset(args.dataset, args.preset), args.set)
@@ -139,9 +179,14 @@ def main() -> None:
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    report["fast"] = time_training(fast, device, args.warmup, args.iters)
+    report["fast"] = time_training(fast, device, args.warmup, args.iters, profile=args.profile)
+    print("fast:", json.dumps(report["fast"]), flush=True)
     if "eager_fp32" in report:
         report["speedup"] = report["fast"]["img_per_s"] / report["eager_fp32"]["img_per_s"]
+    if args.ddp:
+        with single_process_group(device):
+            report["ddp_1_process"] = time_training(fast, device, args.warmup, args.iters, distributed=True)
+        report["ddp_overhead"] = 1 - report["ddp_1_process"]["img_per_s"] / report["fast"]["img_per_s"]
     if cuda:
         report["peak_bf16_tflops"] = measure_matmul_peak(device)
         achieved = report["fast"]["img_per_s"] * report["flops_per_image"] / 1e12
@@ -156,6 +201,9 @@ def main() -> None:
         line += f"; eager fp32 {report['eager_fp32']['img_per_s']:.1f} img/s; speed-up {report['speedup']:.2f}x"
     if "mfu" in report:
         line += f"; {report['flops_per_image'] / 1e9:.1f} GFLOP/img, MFU {100 * report['mfu']:.1f}%"
+    if "ddp_overhead" in report:
+        line += f"; DDP (1 process) {report['ddp_1_process']['img_per_s']:.1f} img/s, "
+        line += f"overhead {100 * report['ddp_overhead']:.1f}%"
     print(line)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

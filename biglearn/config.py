@@ -86,6 +86,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     precision: str = "fp32"          # "fp32" or "bf16"
     compile: bool = False
+    # torch.compile mode: "default", or "reduce-overhead" (CUDA graphs: one launch per compiled pass, for short
+    # sequences where kernel launches dominate), or "max-autotune-no-cudagraphs"
+    compile_mode: str = "default"
     seed: int = 0
     device: str = "auto"
     data: str = ""

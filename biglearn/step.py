@@ -38,6 +38,7 @@ class TrainStep:
         self.nets, self.cfg, self.device = nets, cfg, device
         self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
                          else contextlib.nullcontext())
+        self.cuda_graphs = cfg.compile and cfg.compile_mode == "reduce-overhead"
 
     def _discriminate(self, d: nn.Module, images: torch.Tensor, source: torch.Tensor,
                       target: torch.Tensor) -> torch.Tensor:
@@ -53,6 +54,8 @@ class TrainStep:
     def __call__(self, real_u8: torch.Tensor, step: int, lr_scale: float, ema_beta: float) -> torch.Tensor:
         """Run one iteration on a local batch of uint8 images; returns the detached losses in LOSS_NAMES order."""
         c, n = self.cfg, self.nets
+        if self.cuda_graphs:  # the previous step's graph outputs may now be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
         real = real_u8.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         b = real.shape[0]
         if c.xflip:

@@ -44,7 +44,7 @@ def build_networks(cfg: TrainConfig, device: torch.device, distributed: bool) ->
     opt_g, opt_d = torch.optim.AdamW(G.parameters(), **opt_args), torch.optim.AdamW(D.parameters(), **opt_args)
 
     def fast(module):
-        return torch.compile(module, dynamic=False) if cfg.compile else module
+        return torch.compile(module, dynamic=False, mode=cfg.compile_mode) if cfg.compile else module
 
     G_train, D_train = G, D
     if distributed:
