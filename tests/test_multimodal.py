@@ -14,7 +14,7 @@ from biglearn.classifier import load_classifier
 from biglearn.data import load_mnist
 from biglearn.multimodal.config import preset
 from biglearn.multimodal.model import DigitsModel
-from biglearn.multimodal.trainer import train
+from biglearn.multimodal.trainer import train, transformer_lr
 from conftest import REPO
 
 SHIPPED = "digits-multimodal"
@@ -142,6 +142,15 @@ def test_training_cli_writes_every_artefact(tmp_path, mnist_npz):
     dry = subprocess.run([sys.executable, str(REPO / "train" / "train_digits.py"), "--dry-run", "--set", "dim=256",
                           "--set", "heads=8"], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert json.loads(dry.stdout)["model"]["dim"] == 256
+
+
+def test_transformer_lr_warms_up_holds_and_cools_down():
+    cfg = preset("demo")
+    cfg.lr, cfg.kimg, cfg.warmup_kimg, cfg.cooldown_kimg = 1e-3, 100.0, 10.0, 20.0
+    lrs = [transformer_lr(cfg, kimg * 1000) for kimg in (0, 5, 10, 50, 80, 90, 100, 120)]
+    assert lrs == pytest.approx([0, 5e-4, 1e-3, 1e-3, 1e-3, 5e-4, 0, 0])
+    cfg.cooldown_kimg = 0.0
+    assert transformer_lr(cfg, 100_000) == pytest.approx(1e-3)  # no cool-down: constant to the end
 
 
 def test_resume_continues_bit_for_bit(tmp_path, mnist_npz):

@@ -58,6 +58,7 @@ class DigitsTrainConfig:
     lr: float = 5e-4
     weight_decay: float = 0.01
     warmup_kimg: float = 10.0
+    cooldown_kimg: float = 0.0     # the lr falls linearly to 0 over the last this many kimg of stage 2
     grad_clip: float = 1.0
     # Share of pairs with S' = every image token, T' = {y}: p(y | x) exactly. At 0.1 the shipped model classified
     # only 67% of test digits after 121 kimg (a label term is 1 of up to 50 in a pair's loss), so it is 0.3.

@@ -174,13 +174,20 @@ def _tokenizer_step(run: Run, images: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"loss": loss.detach(), **stats}
 
 
+def transformer_lr(cfg: DigitsTrainConfig, images_seen: int) -> float:
+    """Linear warm-up over warmup_kimg, constant, then a linear fall to 0 over the last cooldown_kimg."""
+    scale = min(1.0, images_seen / (cfg.warmup_kimg * 1000)) if cfg.warmup_kimg else 1.0
+    if cfg.cooldown_kimg:
+        scale *= min(1.0, max(0.0, cfg.kimg * 1000 - images_seen) / (cfg.cooldown_kimg * 1000))
+    return cfg.lr * scale
+
+
 def _transformer_step(run: Run, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
     cfg = run.cfg
     batch = tokens[torch.randint(len(tokens), (cfg.batch,), device=tokens.device)]
     order, num_source = sample_pairs(cfg.batch, cfg, device=tokens.device)
-    warmup = cfg.warmup_kimg * 1000
     for group in run.optimizer.param_groups:
-        group["lr"] = cfg.lr * (min(1.0, (run.progress.images_seen + cfg.batch) / warmup) if warmup else 1.0)
+        group["lr"] = transformer_lr(cfg, run.progress.images_seen + cfg.batch)
     loss, stats = eq19_loss(run.transformer, batch, order, num_source)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
