@@ -69,7 +69,8 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def check_model_config(found: dict[str, Any], expected: ModelConfig, source: str) -> None:
+def check_model_config(found: dict[str, Any], expected: Any, source: str) -> None:
+    """Refuse a checkpoint whose model differs from `expected` (a model config dataclass) in any of its fields."""
     differences = {k: (found.get(k), v) for k, v in dataclasses.asdict(expected).items() if found.get(k) != v}
     if differences:
         shown = ", ".join(f"{k}: checkpoint {a!r} vs requested {b!r}" for k, (a, b) in sorted(differences.items()))

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from biglearn.checkpoint import CheckpointError, list_checkpoints
+from biglearn.checkpoint import CheckpointError, list_checkpoints, load_training_state, save_training_state
 from biglearn.classifier import load_classifier
 from biglearn.data import load_mnist
 from biglearn.multimodal.config import preset
@@ -171,6 +171,18 @@ def test_resume_with_another_model_is_refused(tmp_path, mnist_npz):
     cfg.model.dim = 48
     with pytest.raises(CheckpointError, match="another model"):
         train(cfg)
+
+
+def test_resume_ignores_a_model_field_retired_since_the_checkpoint(tmp_path, mnist_npz):
+    first = train(tiny_config(mnist_npz, tmp_path / "run", kimg=0.128))
+    path = list_checkpoints(first)[-1]
+    state = load_training_state(path)
+    config = json.loads(state["config"])
+    config["model"]["dropout"] = 0.0  # a field earlier versions wrote
+    state["config"] = json.dumps(config)
+    save_training_state(path, state)
+    train(tiny_config(mnist_npz, tmp_path / "run", resume="auto", kimg=0.256))
+    assert list_checkpoints(first)[-1] != path  # it went on and saved a newer checkpoint
 
 
 # ---------------------------------------------------------------- a small CI model's figures
