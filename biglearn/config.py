@@ -78,6 +78,9 @@ class TrainConfig:
     target_beta: tuple[float, float] = (3.0, 0.5)   # |T1| / |L \ S1|
     comm_beta: tuple[float, float] = (0.5, 3.0)     # |S2| / |S1 u T1|
     raster_prob: float = 0.25        # share of samples whose S is an initial (raster-order) portion, not random
+    # Draw one (S, T) pair set per minibatch-std group of d_mbstd_group consecutive images, so D's group
+    # statistic compares images completed on the same patches (beyond the paper; off = one draw per image).
+    group_masks: bool = False
     xflip: bool = False              # horizontal flips of real images (faces)
     diffaug: bool = False            # differentiable translation augmentation on D inputs (beyond the paper)
     kimg: float = 1000.0

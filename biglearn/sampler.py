@@ -9,7 +9,7 @@ so S1 u T1 = S2 u T2 as Eq. (5) requires. All masks are [B, L] bool: static shap
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -46,9 +46,18 @@ def _subset(pool: torch.Tensor, ratio: torch.Tensor, raster: torch.Tensor, *, mi
 
 
 def sample_pairs(batch: int, num_patches: int, *, source_beta=(0.5, 3.0), target_beta=(3.0, 0.5),
-                 comm_beta=(0.5, 3.0), raster_prob: float = 0.0,
-                 device: torch.device | str = "cpu") -> PairMasks:
-    """Draw (S1, T1) and the communication pair (S2, T2) for every sample of a batch."""
+                 comm_beta=(0.5, 3.0), raster_prob: float = 0.0, device: torch.device | str = "cpu",
+                 group: int = 1) -> PairMasks:
+    """Draw (S1, T1) and the communication pair (S2, T2) for every sample of a batch.
+
+    group > 1: one draw for each run of `group` consecutive samples (D's minibatch-std groups).
+    """
+    if group > 1:
+        if batch % group:
+            raise ValueError(f"a batch of {batch} does not split into groups of {group}")
+        m = sample_pairs(batch // group, num_patches, source_beta=source_beta, target_beta=target_beta,
+                         comm_beta=comm_beta, raster_prob=raster_prob, device=device)
+        return PairMasks(*(getattr(m, f.name).repeat_interleave(group, dim=0) for f in fields(m)))
     device = torch.device(device)
     everything = torch.ones(batch, num_patches, dtype=torch.bool, device=device)
     raster = torch.rand(batch, device=device) < raster_prob

@@ -49,7 +49,8 @@ class TrainStep:
     def sample_masks(self, batch: int) -> PairMasks:
         c = self.cfg
         return sample_pairs(batch, c.model.num_patches, source_beta=c.source_beta, target_beta=c.target_beta,
-                            comm_beta=c.comm_beta, raster_prob=c.raster_prob, device=self.device)
+                            comm_beta=c.comm_beta, raster_prob=c.raster_prob, device=self.device,
+                            group=c.model.d_mbstd_group if c.group_masks else 1)
 
     def __call__(self, real_u8: torch.Tensor, step: int, lr_scale: float, ema_beta: float) -> torch.Tensor:
         """Run one iteration on a local batch of uint8 images; returns the detached losses in LOSS_NAMES order."""

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from biglearn.sampler import sample_pairs
@@ -54,3 +55,15 @@ def test_random_sources_cover_all_positions():
     m = sample_pairs(3000, 16, raster_prob=0.0)
     frequency = m.source1.float().mean(0)
     assert frequency.min() > 0.5 * frequency.mean() and not math.isnan(frequency.mean().item())
+
+
+def test_grouped_pairs_repeat_one_draw_per_group():
+    torch.manual_seed(0)
+    m = sample_pairs(12, 49, raster_prob=0.25, group=4)
+    for mask in (m.source1, m.target1, m.source2, m.target2):
+        groups = mask.reshape(3, 4, 49)
+        assert torch.equal(groups, groups[:, :1].expand(-1, 4, -1))
+    assert not torch.equal(m.target1[0], m.target1[4])  # groups draw independently
+    assert torch.equal(m.source1 | m.target1, m.source2 | m.target2)
+    with pytest.raises(ValueError, match="groups of 4"):
+        sample_pairs(10, 49, group=4)
