@@ -130,7 +130,7 @@ def _demo_mnist() -> TrainConfig:
                         enc_depth=4, enc_heads=4, enc_dim=192, dec_depth=4, dec_heads=4, dec_dim=256,
                         d_depth=4, d_heads=4, d_dim=192, z_dim=64, noise_width=192, noise_dim=16,
                         head_channels=32, noise_norm=True, d_mbstd_group=4)
-    return TrainConfig(model=model, preset="demo", batch=256, grad_clip=5.0, tick_kimg=8.0, group_masks=True)
+    return TrainConfig(model=model, preset="demo", batch=256, grad_clip=5.0, tick_kimg=8.0)
 
 
 def _demo_celeba() -> TrainConfig:
@@ -139,7 +139,7 @@ def _demo_celeba() -> TrainConfig:
                         d_depth=4, d_heads=8, d_dim=256, z_dim=128, noise_width=256, noise_dim=32,
                         head_channels=48, noise_norm=True, d_mbstd_group=4)
     return TrainConfig(model=model, preset="demo", batch=256, eps=1e-5, warmup_epochs=10.0, grad_clip=5.0,
-                       xflip=True, diffaug=True, tick_kimg=8.0, group_masks=True)
+                       xflip=True, diffaug=True, tick_kimg=8.0)
 
 
 def _cpu_mnist() -> TrainConfig:
@@ -148,8 +148,7 @@ def _cpu_mnist() -> TrainConfig:
                         enc_depth=2, enc_heads=4, enc_dim=96, dec_depth=3, dec_heads=4, dec_dim=96,
                         d_depth=2, d_heads=4, d_dim=96, z_dim=64, noise_width=96, noise_dim=16,
                         head_channels=16, noise_norm=True, d_mbstd_group=4)
-    return TrainConfig(model=model, preset="cpu", batch=64, grad_clip=5.0, tick_kimg=2.0, snap_ticks=5,
-                       group_masks=True)
+    return TrainConfig(model=model, preset="cpu", batch=64, grad_clip=5.0, tick_kimg=2.0, snap_ticks=5)
 
 
 def _tiny(dataset: str) -> TrainConfig:
