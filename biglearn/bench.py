@@ -3,7 +3,8 @@
 Prints img/s and ms/iteration of the configured training step (bf16 + torch.compile on CUDA by default) and of
 a plain eager fp32 reference step in the same run, the speed-up, FLOPs per image (counted by PyTorch's
 FlopCounterMode on one eager step, R1 included), MFU against a bf16 matmul peak measured in the same run, peak
-memory, and CPU inference latency for 1 and 10 completions. Data are random uint8 images: no dataset needed.
+memory, and CPU inference latency for 1 and 10 completions (fp32 and bf16). Data are random uint8 images: no
+dataset needed.
 `--ddp` adds the same step under DDP in a one-process world (DDP's own overhead); `--profile PATH` writes the
 operators that take the most time; `--set compile_mode=reduce-overhead` adds CUDA graphs, `--set r1_every=16`
 lazy R1.
@@ -25,7 +26,7 @@ from torch.profiler import profile as profile_ops
 from torch.utils.flop_counter import FlopCounterMode
 
 from biglearn.config import TrainConfig, apply_overrides, preset
-from biglearn.inference import Completer
+from biglearn.inference import PRECISIONS, Completer
 from biglearn.nn.generator import Generator
 from biglearn.step import TrainStep
 from biglearn.trainer import build_networks
@@ -115,21 +116,25 @@ def count_flops_per_image(cfg: TrainConfig, device: torch.device, batch: int = 8
     return counter.get_total_flops() / batch
 
 
-def inference_latency(cfg: TrainConfig, reps: int = 5) -> dict:
+def inference_latency(cfg: TrainConfig, reps: int = 9) -> dict:
+    """Median CPU latency of 1 and of 10 completions in one call (r = 0.5 random masks), fp32 and bf16."""
     torch.manual_seed(0)
-    completer = Completer(Generator(cfg.model), torch.device("cpu"))
+    generator = Generator(cfg.model)
     size, ch = cfg.model.image_size, cfg.model.channels
     result = {}
-    for n in (1, 10):
-        images = torch.rand(n, ch, size, size)
-        mask = completer.random_mask(0.5, batch=n, seed=0)
-        completer.complete(images, mask, seed=0)
-        times = []
-        for _ in range(reps):
-            start = time.perf_counter()
+    for precision in PRECISIONS:
+        completer = Completer(generator, torch.device("cpu"), precision=precision)
+        prefix = "cpu_ms" if precision == "fp32" else f"cpu_{precision}_ms"
+        for n in (1, 10):
+            images = torch.rand(n, ch, size, size)
+            mask = completer.random_mask(0.5, batch=n, seed=0)
             completer.complete(images, mask, seed=0)
-            times.append(time.perf_counter() - start)
-        result[f"cpu_ms_{n}"] = 1000 * sorted(times)[len(times) // 2]
+            times = []
+            for _ in range(reps):
+                start = time.perf_counter()
+                completer.complete(images, mask, seed=0)
+                times.append(time.perf_counter() - start)
+            result[f"{prefix}_{n}"] = 1000 * sorted(times)[len(times) // 2]
     return result
 
 
@@ -166,7 +171,9 @@ def main(argv: list[str] | None = None) -> None:
         report.update(inference_latency(cfg))
         print(json.dumps(report, indent=2))
         print(f"{args.dataset}/{args.preset} CPU completion: {report['cpu_ms_1']:.1f} ms for 1 image, "
-              f"{report['cpu_ms_10']:.1f} ms for 10")
+              f"{report['cpu_ms_10']:.1f} ms for 10 (fp32); {report['cpu_bf16_ms_1']:.1f} / "
+              f"{report['cpu_bf16_ms_10']:.1f} ms (bf16)")
+        write_report(args.json, report)
         return
     report["flops_per_image"] = count_flops_per_image(cfg, device)
     if not args.no_reference:  # first, so a run cut short by a time limit still has the baseline
@@ -205,9 +212,13 @@ def main(argv: list[str] | None = None) -> None:
         line += f"; DDP (1 process) {report['ddp_1_process']['img_per_s']:.1f} img/s, "
         line += f"overhead {100 * report['ddp_overhead']:.1f}%"
     print(line)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    write_report(args.json, report)
+
+
+def write_report(path: str | None, report: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

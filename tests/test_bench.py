@@ -14,3 +14,11 @@ def test_bench_reports_plain_ddp_and_profile(tmp_path):
     assert report["flops_per_image"] > 0
     assert -1 < report["ddp_overhead"] < 1
     assert "aten::" in table.read_text()  # an operator table, sorted by time
+
+
+def test_inference_latency_is_reported_for_both_precisions(tmp_path):
+    out = tmp_path / "inference.json"
+    main(["--dataset", "celeba", "--preset", "tiny", "--device", "cpu", "--inference-only", "--json", str(out)])
+    report = json.loads(out.read_text())
+    for key in ("cpu_ms_1", "cpu_ms_10", "cpu_bf16_ms_1", "cpu_bf16_ms_10"):
+        assert report[key] > 0, key

@@ -29,13 +29,23 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None,
+                queries: torch.Tensor | None = None) -> torch.Tensor:
+        """queries: optional [B, Q] row indices; only those rows are attended from (every row is still a key)."""
         b, n, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        head_dim = d // self.heads
+        if queries is None:
+            q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+        else:
+            (w_q, w_kv), (b_q, b_kv) = self.qkv.weight.split([d, 2 * d]), self.qkv.bias.split([d, 2 * d])
+            k, v = F.linear(x, w_kv, b_kv).reshape(b, n, 2, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+            q = F.linear(take_rows(x, queries), w_q, b_q).reshape(b, -1, self.heads, head_dim).transpose(1, 2)
         # mask, True where attending is allowed: [B, N] keys (same for every query) or [B, N, N] (query, key).
+        if mask is not None and mask.ndim == 3 and queries is not None:
+            raise ValueError("query rows can only be combined with a key-padding mask [B, N]")
         attn_mask = None if mask is None else mask[:, None, None, :] if mask.ndim == 2 else mask[:, None]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+        return self.proj(out.transpose(1, 2).reshape(b, -1, d))
 
 
 class Block(nn.Module):
@@ -47,9 +57,41 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), mask)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                queries: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, N, dim] -> [B, N, dim], or with queries ([B, Q] row indices) only those rows: [B, Q, dim].
+
+        Restricting the rows is exact: a row's output depends on the other rows only as keys and values. Inference
+        uses it in the last block, whose other rows would be thrown away.
+        """
+        normed = self.norm1(x)
+        if queries is not None:
+            x = take_rows(x, queries)
+        x = x + self.attn(normed, mask, queries)
         return x + self.mlp(self.norm2(x))
+
+
+def row_index(mask: torch.Tensor) -> torch.Tensor:
+    """[B, N] bool with the same count K in every row -> [B, K] indices of its True entries, in order.
+
+    Checks the counts (a device sync on a GPU; inference only): with unequal rows the reshape could succeed and
+    silently mix rows.
+    """
+    counts = mask.sum(dim=1)
+    if mask.shape[0] and not bool((counts == counts[0]).all()):
+        raise ValueError(f"every row needs the same number of selected entries, got counts {counts.tolist()}")
+    return mask.nonzero()[:, 1].reshape(mask.shape[0], -1)
+
+
+def take_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x [B, N, D], index [B, K] -> [B, K, D]."""
+    return x.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))
+
+
+def scatter_rows(rows: torch.Tensor, index: torch.Tensor, length: int) -> torch.Tensor:
+    """The inverse of take_rows: [B, length, D] zeros with rows [B, K, D] placed at index [B, K]."""
+    out = rows.new_zeros(rows.shape[0], length, rows.shape[-1])
+    return out.scatter(1, index[..., None].expand(-1, -1, rows.shape[-1]), rows)
 
 
 def init_weights(module: nn.Module) -> None:
