@@ -83,6 +83,10 @@ class TrainConfig:
     group_masks: bool = False
     xflip: bool = False              # horizontal flips of real images (faces)
     diffaug: bool = False            # differentiable translation augmentation on D inputs (beyond the paper)
+    # Beyond the paper: weight of a mode-seeking term (Mao et al. 2019, MSGAN) in G's loss. Half of the batch is
+    # completed twice with two noises; G is pushed to keep |x_a - x_b| / |z_a - z_b| away from 0, i.e. not to
+    # ignore z. 0 = off (paper).
+    mode_seeking: float = 0.0
     kimg: float = 1000.0
     tick_kimg: float = 4.0           # status line + stats every tick
     snap_ticks: int = 5              # checkpoint + sample sheets every snap_ticks ticks

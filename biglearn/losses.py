@@ -47,3 +47,16 @@ def r1_penalty(discriminate: Callable[[torch.Tensor], torch.Tensor], real: torch
         logits.sum().backward(inputs=[real], create_graph=True)
     grad, real.grad = real.grad, None  # drop the leaf's reference so the graph <-> grad cycle never forms
     return 0.5 * gamma * grad.square().sum(dim=(1, 2, 3)).mean()
+
+
+def mode_seeking(twin_a: torch.Tensor, twin_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor,
+                 generated: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """MSGAN's term for two completions of the same x_S with noises z_a, z_b; returns (loss, ratio).
+
+    ratio = mean |x_a - x_b| over the generated pixels / mean |z_a - z_b|; loss = 1 / (ratio + eps), which
+    grows without bound as G stops using z. `generated`: [B, 1, H, W] bool, True outside S.
+    """
+    generated = generated.expand_as(twin_a)
+    pixel_gap = ((twin_a - twin_b).abs() * generated).sum() / generated.sum().clamp(min=1)
+    ratio = pixel_gap / (z_a - z_b).abs().mean()
+    return 1.0 / (ratio + eps), ratio

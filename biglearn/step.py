@@ -1,4 +1,4 @@
-"""One BigLearn-GAN iteration (Alg. 2): a D update on J1+J2+J3 (+R1), then a G update on L1+L2+L3.
+"""One BigLearn-GAN iteration (Alg. 2): a D update on J1+J2+J3 (+R1), then a G update on L1+L2+L3 (+MS).
 
 Both pairs go through each network in one batched call (G on 2B images, D on 6B or 4B), which keeps shapes
 static for torch.compile and lets DDP see exactly one forward per network per update.
@@ -14,10 +14,11 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from biglearn.augment import color_augment
 from biglearn.config import TrainConfig
-from biglearn.losses import discriminator_losses, generator_losses, r1_penalty
+from biglearn.losses import discriminator_losses, generator_losses, mode_seeking, r1_penalty
+from biglearn.patches import pixel_mask
 from biglearn.sampler import PairMasks, sample_pairs
 
-LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3")
+LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS")  # MS: the mode-seeking ratio (0 when off)
 
 
 @dataclass
@@ -91,16 +92,26 @@ class TrainStep:
             nn.utils.clip_grad_norm_(n.D.parameters(), c.grad_clip, foreach=True)
         n.opt_d.step()
 
-        # ---- G update: L1 + L2 + L3, with D frozen and fresh noise
+        # ---- G update: L1 + L2 + L3 (+ mode seeking), with D frozen and fresh noise
         n.D.requires_grad_(False)
-        z = torch.randn(2 * b, c.model.z_dim, device=self.device)
+        twins = b // 2 if c.mode_seeking > 0 else 0  # the first `twins` pair-1 inputs again, with other noise
+        z = torch.randn(2 * b + twins, c.model.z_dim, device=self.device)
         with self.autocast:
-            fake1, fake2 = n.G_train(real2, source12, z).chunk(2)
+            fakes = n.G_train(torch.cat([real2, real[:twins]]), torch.cat([source12, m.source1[:twins]]), z)
+            fake1, fake2, twin = fakes.split([b, b, twins])
             logits = self._discriminate(n.D_fast, torch.cat([fake1, fake1, fake2, fake2]),
                                         torch.cat([m.source1, m.source2] * 2), torch.cat([m.target1, m.target2] * 2))
         g_losses = generator_losses(*logits.chunk(4))
+        g_total = g_losses["L1"] + g_losses["L2"] + g_losses["L3"]
+        if twins:
+            generated = ~pixel_mask(m.source1[:twins], c.model.patch_size)
+            ms_loss, g_losses["MS"] = mode_seeking(fake1[:twins].float(), twin.float(), z[:twins], z[2 * b:],
+                                                   generated)
+            g_total = g_total + c.mode_seeking * ms_loss
+        else:
+            g_losses["MS"] = torch.zeros((), device=self.device)
         n.opt_g.zero_grad(set_to_none=True)
-        (g_losses["L1"] + g_losses["L2"] + g_losses["L3"]).backward()
+        g_total.backward()
         if c.grad_clip > 0:
             nn.utils.clip_grad_norm_(n.G.parameters(), c.grad_clip, foreach=True)
         n.opt_g.step()

@@ -107,7 +107,7 @@ def status_line(record: dict, total_kimg: float, eta: float) -> str:
     g = record["L1"] + record["L2"] + record["L3"]
     return (f"kimg {record['kimg']:8.2f}/{total_kimg:g} | {record['img_per_s']:7.1f} img/s | "
             f"D {d:.3f} (J3 {record['J3']:.3f}) R1 {record['R1']:.3f} | G {g:.3f} (L3 {record['L3']:.3f}) | "
-            f"ETA {format_eta(eta)}")
+            + (f"MS {record['MS']:.3f} | " if record.get("MS") else "") + f"ETA {format_eta(eta)}")
 
 
 def train(cfg: TrainConfig) -> Path:

@@ -1,6 +1,6 @@
 import torch
 
-from biglearn.losses import discriminator_losses, generator_losses, r1_penalty
+from biglearn.losses import discriminator_losses, generator_losses, mode_seeking, r1_penalty
 
 
 def logits(*values):
@@ -49,3 +49,17 @@ def test_r1_matches_hand_computation():
     penalty = r1_penalty(lambda v: (w * v).sum(dim=(1, 2, 3)), x, gamma=10.0)
     (grad_w,) = torch.autograd.grad(penalty, w)
     assert torch.allclose(grad_w, torch.tensor(0.5 * 10 * 2 * 3.0 * 4))  # d/dw (5 * 4 w^2)
+
+
+def test_mode_seeking_ratio_counts_generated_pixels_only_and_punishes_ignoring_z():
+    a = torch.zeros(2, 1, 4, 4)
+    b = torch.zeros(2, 1, 4, 4)
+    b[:, :, :, 2:] = 0.5                     # the generated half differs by 0.5
+    b[:, :, :, :2] = 9.0                     # the source half: any difference there must not count
+    generated = torch.zeros(2, 1, 4, 4, dtype=torch.bool)
+    generated[..., 2:] = True
+    z_a, z_b = torch.zeros(2, 3), torch.full((2, 3), 2.0)
+    loss, ratio = mode_seeking(a, b, z_a, z_b, generated)
+    assert torch.isclose(ratio, torch.tensor(0.25)) and torch.isclose(loss, torch.tensor(1 / (0.25 + 1e-5)))
+    collapsed, _ = mode_seeking(a, a, z_a, z_b, generated)
+    assert collapsed > 1000 * loss            # identical completions for different noises cost the most

@@ -11,7 +11,7 @@ from biglearn.nn.generator import Generator
 from biglearn.nn.vit import Block, take_rows
 from biglearn.patches import pixel_mask
 from biglearn.sampler import sample_pairs
-from biglearn.step import TrainStep
+from biglearn.step import LOSS_NAMES, TrainStep
 from biglearn.trainer import build_networks
 
 
@@ -136,3 +136,19 @@ def test_bf16_completion_stays_close_to_fp32_on_the_shipped_faces(celeba_dir):
     assert 0 < moved.mean() < 0.005 and moved.max() < 0.1  # measured: mean about 0.001, max about 0.014
     with pytest.raises(ValueError, match="precision"):
         Completer.from_pretrained("celeba", device="cpu", precision="fp16")
+
+
+def test_mode_seeking_adds_a_gradient_that_pulls_g_towards_using_z():
+    cfg = dataclasses.replace(tiny(), batch=8)
+    data = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    grads, ratios = {}, {}
+    for weight in (0.0, 1e-9, 1.0):  # 1e-9: the same passes and draws as 1.0, with the term's weight negligible
+        run = dataclasses.replace(cfg, mode_seeking=weight)
+        torch.manual_seed(0)
+        nets = build_networks(run, torch.device("cpu"), distributed=False)
+        step = TrainStep(nets, run, torch.device("cpu"))
+        torch.manual_seed(2)
+        ratios[weight] = dict(zip(LOSS_NAMES, step(data, 0, 1.0, 0.99)))["MS"]
+        grads[weight] = nets.G.noise_in[0].weight.grad.clone()  # the noise injection: where z enters the decoder
+    assert ratios[0.0] == 0 and ratios[1e-9] > 0 and ratios[1e-9] == ratios[1.0]
+    assert not torch.allclose(grads[1e-9], grads[1.0])
