@@ -132,3 +132,24 @@ def test_eq19_loss_is_the_target_sum_over_the_batch():
     probs = log_probs.exp()
     label_slot = (order == LABEL)
     assert probs[label_slot][:, :16].sum() == 0 and probs[~label_slot][:, 16:].sum() == 0
+
+
+def test_cached_sampling_passes_equal_the_full_forward_at_every_slot():
+    """prefill + one extend per slot (the sampler's key/value cache) gives the logits of the full pass."""
+    cfg = DigitsModelConfig(codebook_size=16, dim=32, depth=2, heads=2)
+    torch.manual_seed(0)
+    model = AnyOrderTransformer(cfg).eval()
+    is_source = toy_sources()
+    is_source[2, 7] = False                   # every row must keep a target; row 2: all but one image token
+    order, num_source = pairs_from_sources(is_source, torch.Generator().manual_seed(1))
+    tokens = torch.randint(cfg.codebook_size, (4, LENGTH))
+    tokens[:, 0] = cfg.codebook_size + torch.randint(10, (4,))
+    rows = torch.arange(4)
+    with torch.no_grad():
+        full = model(tokens, order, num_source)
+        logits, cache = model.prefill(tokens, order, num_source)
+        torch.testing.assert_close(logits, full[rows, num_source], rtol=1e-4, atol=1e-5)
+        for k in range(1, LENGTH - int(num_source.min())):
+            slot = (num_source + k).clamp(max=LENGTH - 1)
+            torch.testing.assert_close(model.extend(tokens, order, num_source, slot, cache), full[rows, slot],
+                                       rtol=1e-4, atol=1e-5)

@@ -121,7 +121,8 @@ class DigitsModel(SourceMasks):
              seed: int | None = None, order: str = "random") -> torch.Tensor:
         """Sample every non-source token of tokens [B, L'] given the sources (is_source [B, L']), one at a time:
         x_t1 ~ p(. | X_S'), x_t2 ~ p(. | X_S', x_t1), ... in a random order or ("raster") y first, then row by row.
-        Returns a completed copy."""
+        One transformer pass over the prefix, then one slot per token against a key/value cache. Returns a
+        completed copy."""
         if order not in SAMPLING_ORDERS:
             raise ValueError(f"order must be one of {', '.join(SAMPLING_ORDERS)}, not {order!r}")
         if temperature < 0:
@@ -140,11 +141,13 @@ class DigitsModel(SourceMasks):
         sequence, num_source = pairs_from_sources(is_source, generator, raster=order == "raster")
         sequence, num_source = sequence.to(self.device), num_source.to(self.device)
         rows, length = torch.arange(len(tokens), device=self.device), tokens.shape[1]
+        logits, cache = self.transformer.prefill(tokens, sequence, num_source)
         for k in range(length - int(num_source.min())):
             slot = num_source + k
             active = slot < length
-            slot = slot.clamp(max=length - 1)
-            logits = self.transformer(tokens, sequence, num_source, slots=int(slot.max()) + 1)[rows, slot]
+            slot = slot.clamp(max=length - 1)   # a finished row recomputes its last slot: same cache entry
+            if k:
+                logits = self.transformer.extend(tokens, sequence, num_source, slot, cache)
             draw = self._draw(logits, temperature, generator)
             position = sequence[rows, slot]
             tokens[rows[active], position[active]] = draw[active]

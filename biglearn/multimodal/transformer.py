@@ -41,25 +41,63 @@ class AnyOrderTransformer(nn.Module):
         allowed[1:, :cfg.codebook_size] = True
         self.register_buffer("allowed", allowed, persistent=False)
 
+    def embed(self, tokens: torch.Tensor, order: torch.Tensor, num_source: torch.Tensor,
+              slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inputs of slots [B, Q] (indices per row) -> ([B, Q, D], the position each slot predicts [B, Q])."""
+        held = order.gather(1, (slots - 1).clamp(min=0))                          # slot j holds X_order[j-1]
+        content = self.token_embed(tokens.gather(1, held)) + self.content_pos[held]
+        x = torch.where((slots == 0)[..., None], self.bos, content)              # slot 0 holds BOS
+        predicts = order.gather(1, slots)
+        query = self.mask_tokens[(predicts == LABEL).long()] + self.query_pos[predicts]
+        return x + query * (slots >= num_source[:, None])[..., None], predicts
+
+    def logits(self, x: torch.Tensor, predicts: torch.Tensor) -> torch.Tensor:
+        """Final norm and head; wrong-modality entries are -inf."""
+        return self.head(self.norm(x)).masked_fill(~self.allowed[predicts], float("-inf"))
+
     def forward(self, tokens: torch.Tensor, order: torch.Tensor, num_source: torch.Tensor,
                 slots: int | None = None) -> torch.Tensor:
         """tokens [B, L'] (unified ids, position layout), order [B, L'], num_source [B] -> logits [B, n, V].
 
         Row j is the distribution of the token at position order[:, j] (meaningful where j >= num_source); wrong-
         modality entries are -inf. `slots` = n <= L' computes only the first n slots, which is exact whenever
-        n > max(num_source) (later slots are never seen by earlier ones): sampling uses it to skip the future.
+        n > max(num_source) (later slots are never seen by earlier ones).
         """
         b, length = tokens.shape
         n = length if slots is None else slots
-        held = tokens.gather(1, order[:, :n - 1])                                 # tokens in slots 1..n-1
-        content = self.token_embed(held) + self.content_pos[order[:, :n - 1]]
-        x = torch.cat([self.bos.expand(b, 1, -1), content], dim=1)                # [B, n, D]
-        predicts = order[:, :n]                                                   # position each slot predicts
-        modality = (predicts == LABEL).long()
-        query = self.mask_tokens[modality] + self.query_pos[predicts]
-        x = x + query * target_slots(num_source, n)[..., None]
+        x, predicts = self.embed(tokens, order, num_source, torch.arange(n, device=tokens.device).expand(b, n))
         mask = attention_mask(num_source, n)
         for block in self.blocks:
             x = block(x, mask)
-        logits = self.head(self.norm(x))
-        return logits.masked_fill(~self.allowed[predicts], float("-inf"))
+        return self.logits(x, predicts)
+
+    # ---- incremental sampling: each new slot attends cached keys and values instead of recomputing the past
+    def prefill(self, tokens: torch.Tensor, order: torch.Tensor,
+                num_source: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Slots 0..|S'| of every row -> (logits [B, V] of slot |S'|, i.e. of t_1; a key/value cache for `extend`).
+
+        Rows with a shorter S' also compute a few target slots from placeholder tokens; `extend` overwrites each
+        of those cache entries before anything reads it.
+        """
+        b, length = tokens.shape
+        n = int(num_source.max()) + 1
+        slots = torch.arange(n, device=tokens.device).expand(b, n)
+        x, predicts = self.embed(tokens, order, num_source, slots)
+        mask = torch.zeros(b, n, length, dtype=torch.bool, device=tokens.device)
+        mask[..., :n] = attention_mask(num_source, n)
+        cache = [block.attn.empty_cache(b, length, x) for block in self.blocks]
+        for block, layer_cache in zip(self.blocks, cache):
+            x = block.extend(x, slots, mask, layer_cache)
+        rows = torch.arange(b, device=tokens.device)
+        return self.logits(x[rows, num_source], predicts[rows, num_source]), cache
+
+    def extend(self, tokens: torch.Tensor, order: torch.Tensor, num_source: torch.Tensor, slot: torch.Tensor,
+               cache: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """The next slot [B] of every row (slot > |S'|, its held token already filled in) -> its logits [B, V].
+        It sees every earlier slot: the cache must hold them all (from prefill and earlier extends)."""
+        at = slot[:, None]
+        x, predicts = self.embed(tokens, order, num_source, at)
+        mask = torch.arange(tokens.shape[1], device=tokens.device)[None, None, :] <= at[..., None]  # [B, 1, L']
+        for block, layer_cache in zip(self.blocks, cache):
+            x = block.extend(x, at, mask, layer_cache)
+        return self.logits(x[:, 0], predicts[:, 0])

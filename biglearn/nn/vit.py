@@ -47,6 +47,28 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.proj(out.transpose(1, 2).reshape(b, -1, d))
 
+    def extend(self, x: torch.Tensor, at: torch.Tensor, mask: torch.Tensor,
+               cache: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Attention for new rows x [B, Q, D] at indices at [B, Q] of a sequence whose keys and values are cached.
+
+        cache: (keys, values), each [B, heads, N, head_dim]; the new rows' keys and values are written into it (in
+        place) before they attend the cached rows that mask [B, Q, N] allows.
+        """
+        b, count, d = x.shape
+        head_dim = d // self.heads
+        q, k, v = self.qkv(x).reshape(b, count, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+        keys, values = cache
+        index = at[:, None, :, None].expand(-1, self.heads, -1, head_dim)
+        keys.scatter_(2, index, k)
+        values.scatter_(2, index, v)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask[:, None])
+        return self.proj(out.transpose(1, 2).reshape(b, count, d))
+
+    def empty_cache(self, batch: int, length: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        head_dim = self.qkv.in_features // self.heads
+        shape = (batch, self.heads, length, head_dim)
+        return like.new_zeros(shape), like.new_zeros(shape)
+
 
 class Block(nn.Module):
     def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0):
@@ -68,6 +90,14 @@ class Block(nn.Module):
         if queries is not None:
             x = take_rows(x, queries)
         x = x + self.attn(normed, mask, queries)
+        return x + self.mlp(self.norm2(x))
+
+    def extend(self, x: torch.Tensor, at: torch.Tensor, mask: torch.Tensor,
+               cache: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Incremental decoding: forward() for the rows x [B, Q, dim] at indices at [B, Q], given a key/value
+        cache of the other rows (see Attention.extend). Equal to those rows of forward() on the whole sequence
+        once the cache holds every row they may attend."""
+        x = x + self.attn.extend(self.norm1(x), at, mask, cache)
         return x + self.mlp(self.norm2(x))
 
 
