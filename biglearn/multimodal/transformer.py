@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from biglearn.multimodal.config import NUM_LABELS, DigitsModelConfig
-from biglearn.multimodal.objective import LABEL, attention_mask, target_slots
+from biglearn.multimodal.objective import LABEL, attention_mask
 from biglearn.nn.vit import Block, init_weights, token_init_
 
 

@@ -32,6 +32,8 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None,
                 queries: torch.Tensor | None = None) -> torch.Tensor:
         """queries: optional [B, Q] row indices; only those rows are attended from (every row is still a key)."""
+        if mask is not None and mask.ndim == 3 and queries is not None:
+            raise ValueError("query rows can only be combined with a key-padding mask [B, N]")
         b, n, d = x.shape
         head_dim = d // self.heads
         if queries is None:
@@ -41,8 +43,6 @@ class Attention(nn.Module):
             k, v = F.linear(x, w_kv, b_kv).reshape(b, n, 2, self.heads, head_dim).permute(2, 0, 3, 1, 4)
             q = F.linear(take_rows(x, queries), w_q, b_q).reshape(b, -1, self.heads, head_dim).transpose(1, 2)
         # mask, True where attending is allowed: [B, N] keys (same for every query) or [B, N, N] (query, key).
-        if mask is not None and mask.ndim == 3 and queries is not None:
-            raise ValueError("query rows can only be combined with a key-padding mask [B, N]")
         attn_mask = None if mask is None else mask[:, None, None, :] if mask.ndim == 2 else mask[:, None]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.proj(out.transpose(1, 2).reshape(b, -1, d))
