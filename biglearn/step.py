@@ -96,9 +96,11 @@ class TrainStep:
         n.D.requires_grad_(False)
         twins = b // 2 if c.mode_seeking > 0 else 0  # the first `twins` pair-1 inputs again, with other noise
         z = torch.randn(2 * b + twins, c.model.z_dim, device=self.device)
+        g_images, g_sources = real2, source12
+        if twins:  # off (the paper's step), no extra copies of the batch
+            g_images, g_sources = torch.cat([real2, real[:twins]]), torch.cat([source12, m.source1[:twins]])
         with self.autocast:
-            fakes = n.G_train(torch.cat([real2, real[:twins]]), torch.cat([source12, m.source1[:twins]]), z)
-            fake1, fake2, twin = fakes.split([b, b, twins])
+            fake1, fake2, twin = n.G_train(g_images, g_sources, z).split([b, b, twins])
             logits = self._discriminate(n.D_fast, torch.cat([fake1, fake1, fake2, fake2]),
                                         torch.cat([m.source1, m.source2] * 2), torch.cat([m.target1, m.target2] * 2))
         g_losses = generator_losses(*logits.chunk(4))
