@@ -6,15 +6,19 @@ FlopCounterMode on one eager step, R1 included), MFU against a bf16 matmul peak 
 memory, and CPU inference latency for 1 and 10 completions (fp32 and bf16). Data are random uint8 images: no
 dataset needed.
 `--ddp` adds the same step under DDP in a one-process world (DDP's own overhead); `--profile PATH` writes the
-operators that take the most time; `--set compile_mode=reduce-overhead` adds CUDA graphs, `--set r1_every=16`
-lazy R1.
+operators that take the most time and each phase of the step (step.PHASES); `--set compile_mode=reduce-overhead`
+adds CUDA graphs, `--set r1_every=16` lazy R1; `--variant r1_every=16,compile_mode=reduce-overhead` times such a
+variant of the fast step in the same process, after it. The JSON file is rewritten after every measurement, so a
+run cut short by a time limit keeps what it measured.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +32,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from biglearn.config import TrainConfig, apply_overrides, preset
 from biglearn.inference import PRECISIONS, Completer
 from biglearn.nn.generator import Generator
-from biglearn.step import TrainStep
+from biglearn.step import PHASES, TrainStep
 from biglearn.trainer import build_networks
+
+PROFILED_STEPS = 3  # steps that --profile records after the timed ones
 
 
 def _sync(device: torch.device) -> None:
@@ -65,7 +71,11 @@ def single_process_group(device: torch.device):
 
 def time_training(cfg: TrainConfig, device: torch.device, warmup: int, iters: int, *, distributed: bool = False,
                   profile: str | None = None) -> dict:
-    """img/s of `iters` steps after `warmup` steps; `profile` also writes the top operators of 3 more steps there."""
+    """img/s of `iters` steps after `warmup` steps; `profile` also profiles PROFILED_STEPS more.
+
+    With lazy R1 the timed steps are rounded up to a multiple of r1_every, so they hold R1 in its share.
+    """
+    iters = math.ceil(iters / cfg.r1_every) * cfg.r1_every
     torch.manual_seed(0)
     nets = build_networks(cfg, device, distributed=distributed)
     step = TrainStep(nets, cfg, device)
@@ -86,33 +96,54 @@ def time_training(cfg: TrainConfig, device: torch.device, warmup: int, iters: in
     start = time.perf_counter()
     losses = run(warmup, iters)
     elapsed = time.perf_counter() - start
-    result = {"img_per_s": cfg.batch * iters / elapsed, "ms_per_iter": 1000 * elapsed / iters,
+    result = {"img_per_s": cfg.batch * iters / elapsed, "ms_per_iter": 1000 * elapsed / iters, "iters": iters,
               "warmup_s": warmup_s, "finite": bool(torch.isfinite(losses).all())}
     if device.type == "cuda":
         result["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     if profile:
-        write_profile(lambda: run(warmup + iters, 3), device, profile)
+        result["phases"] = write_profile(lambda: run(warmup + iters, PROFILED_STEPS), device, profile)
     return result
 
 
-def write_profile(steps, device: torch.device, path: str) -> None:
-    """The operators that take the most device time (CPU time on a CPU) over a few steps, as a text table."""
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+def write_profile(steps, device: torch.device, path: str) -> dict[str, dict[str, float]]:
+    """Profile a few steps: write the time of each phase of the step (step.PHASES) and the operators that take the
+    most device time (CPU time on a CPU); returns {phase: {"cpu_ms": ..., "device_ms": ...}} per step.
+
+    On a GPU a phase's CPU time is the time to launch its kernels and its device time the kernels' run time: a
+    phase whose CPU time reaches its device time is launch-bound.
+    """
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile_ops(activities=activities) as prof:
         steps()
-    sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = {e.key: e for e in prof.key_averages()}
+    phases = {}
+    for name in PHASES:  # profiler times are in microseconds; a phase absent from the trace (no R1) counts 0
+        event = events.get(name)
+        phases[name] = {"cpu_ms": event.cpu_time_total / 1000 / PROFILED_STEPS if event else 0.0}
+        if cuda:
+            phases[name]["device_ms"] = event.device_time_total / 1000 / PROFILED_STEPS if event else 0.0
+    columns = ["cpu_ms"] + (["device_ms"] if cuda else [])
+    lines = [f"Phases of the step, ms per step (mean of {PROFILED_STEPS} steps):",
+             f"  {'phase':<24}" + "".join(f"{c:>12}" for c in columns)]
+    lines += [f"  {name:<24}" + "".join(f"{t[c]:12.2f}" for c in columns) for name, t in phases.items()]
+    lines += [f"  {'sum':<24}" + "".join(f"{sum(t[c] for t in phases.values()):12.2f}" for c in columns)]
+    sort_by = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort_by, row_limit=40, max_name_column_width=60)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(prof.key_averages().table(sort_by=sort_by, row_limit=40, max_name_column_width=60))
+    Path(path).write_text("\n".join(lines) + "\n\nOperators:\n" + table)
+    return phases
 
 
-def count_flops_per_image(cfg: TrainConfig, device: torch.device, batch: int = 8) -> float:
+def count_flops_per_image(cfg: TrainConfig, device: torch.device, batch: int = 8, step_index: int = 0) -> float:
+    """FLOPs per image of one eager step; step 0 runs R1 whatever r1_every is."""
     small = dataclasses.replace(cfg, batch=batch, compile=False, precision="fp32")
     nets = build_networks(small, device, distributed=False)
     step = TrainStep(nets, small, device)
     data = torch.randint(0, 256, (batch, cfg.model.channels, cfg.model.image_size, cfg.model.image_size),
                          dtype=torch.uint8, device=device)
     with FlopCounterMode(display=False) as counter:
-        step(data, 0, 1.0, 0.999)
+        step(data, step_index, 1.0, 0.999)
     return counter.get_total_flops() / batch
 
 
@@ -155,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also time the step wrapped in DDP in a one-process world (its overhead vs plain)")
     parser.add_argument("--profile", metavar="PATH", help="write the top operators of the fast step to this file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="also time the fast step with these overrides, in the same process (repeatable)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -175,44 +208,77 @@ def main(argv: list[str] | None = None) -> None:
               f"{report['cpu_bf16_ms_10']:.1f} ms (bf16)")
         write_report(args.json, report)
         return
+    # Parsed before anything runs, so that a mistyped key fails at once rather than after minutes of timing.
+    variants = [(text, apply_overrides(copy.deepcopy(fast), text.split(","))) for text in args.variant]
+    if cuda:  # first: every measurement below reports its MFU as soon as it is taken
+        report["peak_bf16_tflops"] = measure_matmul_peak(device)
     report["flops_per_image"] = count_flops_per_image(cfg, device)
+
+    def record(name: str, result: dict, step_cfg: TrainConfig) -> None:
+        if cuda:
+            flops = amortized_flops_per_image(step_cfg, device, report["flops_per_image"])
+            result["achieved_tflops"] = result["img_per_s"] * flops / 1e12
+            result["mfu"] = result["achieved_tflops"] / report["peak_bf16_tflops"]
+        if "eager_fp32" in report and name != "eager_fp32":
+            result["speedup"] = result["img_per_s"] / report["eager_fp32"]["img_per_s"]
+        report[name] = result
+        print(f"{name}:", json.dumps(result), flush=True)
+        write_report(args.json, report)
+
     if not args.no_reference:  # first, so a run cut short by a time limit still has the baseline
         if cuda:  # the reference is plain fp32: no TF32 either
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
         eager = dataclasses.replace(cfg, precision="fp32", compile=False)
-        report["eager_fp32"] = time_training(eager, device, 2, max(args.iters // 2, 3))
-        print("eager fp32 reference:", json.dumps(report["eager_fp32"]), flush=True)
+        record("eager_fp32", time_training(eager, device, 2, max(args.iters // 2, 3)), eager)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    report["fast"] = time_training(fast, device, args.warmup, args.iters, profile=args.profile)
-    print("fast:", json.dumps(report["fast"]), flush=True)
-    if "eager_fp32" in report:
-        report["speedup"] = report["fast"]["img_per_s"] / report["eager_fp32"]["img_per_s"]
+    record("fast", time_training(fast, device, args.warmup, args.iters, profile=args.profile), fast)
     if args.ddp:
         with single_process_group(device):
-            report["ddp_1_process"] = time_training(fast, device, args.warmup, args.iters, distributed=True)
+            record("ddp_1_process", time_training(fast, device, args.warmup, args.iters, distributed=True), fast)
         report["ddp_overhead"] = 1 - report["ddp_1_process"]["img_per_s"] / report["fast"]["img_per_s"]
-    if cuda:
-        report["peak_bf16_tflops"] = measure_matmul_peak(device)
-        achieved = report["fast"]["img_per_s"] * report["flops_per_image"] / 1e12
-        report["achieved_tflops"] = achieved
-        report["mfu"] = achieved / report["peak_bf16_tflops"]
+    for text, variant in variants:
+        try:
+            result = time_training(variant, device, args.warmup, args.iters)
+        except Exception as error:  # noqa: BLE001 - one failed variant (say, CUDA graphs) must not void the rest
+            result = {"error": f"{type(error).__name__}: {error}"}
+            print(f"variant {text}: failed: {result['error']}", flush=True)
+            report[f"variant {text}"] = result
+            write_report(args.json, report)
+            continue
+        result["speedup_over_fast"] = result["img_per_s"] / report["fast"]["img_per_s"]
+        record(f"variant {text}", result, variant)
     if not args.no_inference:
         report.update(inference_latency(cfg))
     print(json.dumps(report, indent=2))
+    print(summary_line(args, cfg, fast, report))
+    write_report(args.json, report)
+
+
+def amortized_flops_per_image(cfg: TrainConfig, device: torch.device, every_step: float) -> float:
+    """FLOPs per image of the paper step, or averaged over r1_every steps when R1 is lazy (one R1 step in k)."""
+    k = cfg.r1_every
+    if k <= 1 or cfg.r1_gamma <= 0:
+        return every_step
+    return (every_step + (k - 1) * count_flops_per_image(cfg, device, step_index=1)) / k
+
+
+def summary_line(args: argparse.Namespace, cfg: TrainConfig, fast: TrainConfig, report: dict) -> str:
     f, line = report["fast"], f"{args.dataset}/{args.preset} batch {cfg.batch} on {report['device_name']}: "
     line += f"{f['img_per_s']:.1f} img/s ({f['ms_per_iter']:.1f} ms/iter, {fast.precision}, compile={fast.compile})"
-    if "speedup" in report:
-        line += f"; eager fp32 {report['eager_fp32']['img_per_s']:.1f} img/s; speed-up {report['speedup']:.2f}x"
-    if "mfu" in report:
-        line += f"; {report['flops_per_image'] / 1e9:.1f} GFLOP/img, MFU {100 * report['mfu']:.1f}%"
+    if "speedup" in f:
+        line += f"; eager fp32 {report['eager_fp32']['img_per_s']:.1f} img/s; speed-up {f['speedup']:.2f}x"
+    if "mfu" in f:
+        line += f"; {report['flops_per_image'] / 1e9:.1f} GFLOP/img, MFU {100 * f['mfu']:.1f}%"
     if "ddp_overhead" in report:
         line += f"; DDP (1 process) {report['ddp_1_process']['img_per_s']:.1f} img/s, "
         line += f"overhead {100 * report['ddp_overhead']:.1f}%"
-    print(line)
-    write_report(args.json, report)
+    for text in args.variant:
+        v = report[f"variant {text}"]
+        line += f"; [{text}] " + (v["error"] if "error" in v else f"{v['img_per_s']:.1f} img/s")
+    return line
 
 
 def write_report(path: str | None, report: dict) -> None:

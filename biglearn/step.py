@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.profiler import record_function
 
 from biglearn.augment import color_augment
 from biglearn.config import TrainConfig
@@ -19,6 +20,10 @@ from biglearn.patches import pixel_mask
 from biglearn.sampler import PairMasks, sample_pairs
 
 LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS")  # MS: the mode-seeking ratio (0 when off)
+# Profiler ranges of one iteration, in order: a profile then says which part limits the step. R1's own pass
+# (forward and first backward) is "R1"; its double backward runs inside "D backward + step".
+PHASES = ("G samples for D", "D forward", "R1", "D backward + step", "G and D forward for G", "G backward + step",
+          "EMA")
 
 
 @dataclass
@@ -72,25 +77,26 @@ class TrainStep:
 
         # ---- D update: J1 + J2 + J3 (+ R1 every r1_every steps, scaled by r1_every)
         z = torch.randn(2 * b, c.model.z_dim, device=self.device)
-        with torch.no_grad(), self.autocast:
+        with record_function(PHASES[0]), torch.no_grad(), self.autocast:
             fake1, fake2 = n.G_fast(real2, source12, z).chunk(2)
-        with self.autocast:
+        with record_function(PHASES[1]), self.autocast:
             logits = self._discriminate(
                 n.D_train, torch.cat([real, real, fake1, fake1, fake2, fake2]),
                 torch.cat([m.source1, m.source2] * 3), torch.cat([m.target1, m.target2] * 3))
         d_losses = discriminator_losses(*logits.chunk(6))
         d_total = d_losses["J1"] + d_losses["J2"] + d_losses["J3"]
         if c.r1_gamma > 0 and step % c.r1_every == 0:
-            with self.autocast, sdpa_kernel(SDPBackend.MATH):
+            with record_function(PHASES[2]), self.autocast, sdpa_kernel(SDPBackend.MATH):
                 r1 = r1_penalty(lambda x: n.D(x, m.source1, m.target1).float(), real, c.r1_gamma)
             d_total = d_total + r1 * c.r1_every
         else:
             r1 = torch.zeros((), device=self.device)
-        n.opt_d.zero_grad(set_to_none=True)
-        d_total.backward()
-        if c.grad_clip > 0:
-            nn.utils.clip_grad_norm_(n.D.parameters(), c.grad_clip, foreach=True)
-        n.opt_d.step()
+        with record_function(PHASES[3]):
+            n.opt_d.zero_grad(set_to_none=True)
+            d_total.backward()
+            if c.grad_clip > 0:
+                nn.utils.clip_grad_norm_(n.D.parameters(), c.grad_clip, foreach=True)
+            n.opt_d.step()
 
         # ---- G update: L1 + L2 + L3 (+ mode seeking), with D frozen and fresh noise
         n.D.requires_grad_(False)
@@ -99,7 +105,7 @@ class TrainStep:
         g_images, g_sources = real2, source12
         if twins:  # off (the paper's step), no extra copies of the batch
             g_images, g_sources = torch.cat([real2, real[:twins]]), torch.cat([source12, m.source1[:twins]])
-        with self.autocast:
+        with record_function(PHASES[4]), self.autocast:
             fake1, fake2, twin = n.G_train(g_images, g_sources, z).split([b, b, twins])
             logits = self._discriminate(n.D_fast, torch.cat([fake1, fake1, fake2, fake2]),
                                         torch.cat([m.source1, m.source2] * 2), torch.cat([m.target1, m.target2] * 2))
@@ -112,14 +118,16 @@ class TrainStep:
             g_total = g_total + c.mode_seeking * ms_loss
         else:
             g_losses["MS"] = torch.zeros((), device=self.device)
-        n.opt_g.zero_grad(set_to_none=True)
-        g_total.backward()
-        if c.grad_clip > 0:
-            nn.utils.clip_grad_norm_(n.G.parameters(), c.grad_clip, foreach=True)
-        n.opt_g.step()
+        with record_function(PHASES[5]):
+            n.opt_g.zero_grad(set_to_none=True)
+            g_total.backward()
+            if c.grad_clip > 0:
+                nn.utils.clip_grad_norm_(n.G.parameters(), c.grad_clip, foreach=True)
+            n.opt_g.step()
         n.D.requires_grad_(True)
 
-        update_ema(n.G_ema, n.G, ema_beta)
+        with record_function(PHASES[6]):
+            update_ema(n.G_ema, n.G, ema_beta)
         values = {**d_losses, "R1": r1, **g_losses}
         return torch.stack([values[k].detach().float() for k in LOSS_NAMES])
 

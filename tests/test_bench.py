@@ -2,18 +2,35 @@
 import json
 
 from biglearn.bench import main
+from biglearn.step import PHASES
 
 
-def test_bench_reports_plain_ddp_and_profile(tmp_path):
+def test_bench_reports_plain_ddp_variants_and_profile(tmp_path):
     out, table = tmp_path / "bench.json", tmp_path / "profile.txt"
     main(["--dataset", "mnist", "--preset", "tiny", "--device", "cpu", "--iters", "2", "--warmup", "1",
-          "--no-inference", "--ddp", "--profile", str(table), "--json", str(out), "--set", "r1_every=2"])
+          "--no-inference", "--ddp", "--profile", str(table), "--json", str(out), "--set", "r1_every=2",
+          "--variant", "r1_every=4", "--variant", "compile=true,compile_mode=no-such-mode"])
     report = json.loads(out.read_text())
-    for run in ("eager_fp32", "fast", "ddp_1_process"):
+    for run in ("eager_fp32", "fast", "ddp_1_process", "variant r1_every=4"):
         assert report[run]["finite"] and report[run]["img_per_s"] > 0, run
     assert report["flops_per_image"] > 0
     assert -1 < report["ddp_overhead"] < 1
-    assert "aten::" in table.read_text()  # an operator table, sorted by time
+    assert report["variant r1_every=4"]["speedup_over_fast"] > 0
+    # A variant that fails is recorded and does not void the others.
+    assert "no-such-mode" in report["variant compile=true,compile_mode=no-such-mode"]["error"]
+    # Every phase of the step shows up in the profile (R1 runs in one of the profiled steps 3, 4, 5).
+    assert all(report["fast"]["phases"][name]["cpu_ms"] > 0 for name in PHASES), report["fast"]["phases"]
+    text = table.read_text()
+    assert all(name in text for name in PHASES) and "aten::" in text  # phases, then operators by time
+
+
+def test_lazy_r1_is_timed_over_whole_periods(tmp_path):
+    out = tmp_path / "bench.json"
+    main(["--dataset", "mnist", "--preset", "tiny", "--device", "cpu", "--iters", "2", "--warmup", "1",
+          "--no-inference", "--no-reference", "--json", str(out), "--variant", "r1_every=3"])
+    report = json.loads(out.read_text())
+    assert report["fast"]["iters"] == 2
+    assert report["variant r1_every=3"]["iters"] == 3  # so that exactly one timed step runs R1
 
 
 def test_inference_latency_is_reported_for_both_precisions(tmp_path):
