@@ -49,3 +49,44 @@ def test_training_passes_have_no_graph_breaks(grad):
         logits = discriminator(fake, m.source1, m.target1)
     assert torch.equal(fake, nets.G(images, m.source1, z)) or grad
     assert logits.shape == (4,)
+
+
+def parameters_after_two_steps(seed: int, distributed: bool) -> torch.Tensor:
+    """G, D and EMA weights, flattened, after two steps on data and noise drawn from `seed`."""
+    cfg = dataclasses.replace(preset("celeba", "tiny"), batch=8)
+    torch.manual_seed(0)  # the same initial weights everywhere, as the trainer has
+    nets = build_networks(cfg, torch.device("cpu"), distributed=distributed)
+    step = TrainStep(nets, cfg, torch.device("cpu"))
+    data = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    torch.manual_seed(100 + seed)
+    for i in range(2):  # R1 runs in both steps (r1_every = 1): its gradients must be synchronised too
+        step(data, i, 1.0, 0.99)
+    return torch.cat([p.detach().flatten() for net in (nets.G, nets.D, nets.G_ema) for p in net.parameters()])
+
+
+def ddp_worker(rank: int, world: int, rendezvous: str, same_inputs: bool, results: str) -> None:
+    """One rank of a gloo world; rank 0 saves every rank's parameters."""
+    import torch.distributed as dist
+    dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"file://{rendezvous}")
+    try:
+        flat = parameters_after_two_steps(0 if same_inputs else rank, distributed=True)
+        gathered = [torch.empty_like(flat) for _ in range(world)]
+        dist.all_gather(gathered, flat)
+        if rank == 0:
+            torch.save(torch.stack(gathered), results)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("same_inputs", [True, False], ids=["same_inputs", "own_inputs"])
+def test_ddp_steps_keep_ranks_in_sync(tmp_path, same_inputs):
+    """Two gloo ranks. With their own data and noise every rank must still end with the same G, D and EMA (every
+    gradient, R1's included, is averaged); with the same inputs on both ranks DDP must change nothing, so the
+    result equals a plain single-process step."""
+    import torch.multiprocessing as mp
+    results = tmp_path / "parameters.pt"
+    mp.spawn(ddp_worker, args=(2, str(tmp_path / "rendezvous"), same_inputs, str(results)), nprocs=2)
+    per_rank = torch.load(results, weights_only=True)
+    assert torch.equal(per_rank[0], per_rank[1])
+    if same_inputs:
+        assert torch.allclose(per_rank[0], parameters_after_two_steps(0, distributed=False), rtol=0, atol=1e-6)
