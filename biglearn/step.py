@@ -52,6 +52,13 @@ class TrainStep:
             images = color_augment(images)
         return d(images, source, target).float()
 
+    def _update(self, net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip, foreach=True)
+        opt.step()
+
     def sample_masks(self, batch: int) -> PairMasks:
         c = self.cfg
         return sample_pairs(batch, c.model.num_patches, source_beta=c.source_beta, target_beta=c.target_beta,
@@ -92,11 +99,7 @@ class TrainStep:
         else:
             r1 = torch.zeros((), device=self.device)
         with record_function(PHASES[3]):
-            n.opt_d.zero_grad(set_to_none=True)
-            d_total.backward()
-            if c.grad_clip > 0:
-                nn.utils.clip_grad_norm_(n.D.parameters(), c.grad_clip, foreach=True)
-            n.opt_d.step()
+            self._update(n.D, n.opt_d, d_total)
 
         # ---- G update: L1 + L2 + L3 (+ mode seeking), with D frozen and fresh noise
         n.D.requires_grad_(False)
@@ -119,11 +122,7 @@ class TrainStep:
         else:
             g_losses["MS"] = torch.zeros((), device=self.device)
         with record_function(PHASES[5]):
-            n.opt_g.zero_grad(set_to_none=True)
-            g_total.backward()
-            if c.grad_clip > 0:
-                nn.utils.clip_grad_norm_(n.G.parameters(), c.grad_clip, foreach=True)
-            n.opt_g.step()
+            self._update(n.G, n.opt_g, g_total)
         n.D.requires_grad_(True)
 
         with record_function(PHASES[6]):
