@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inference-only", action="store_true", help="only the CPU inference latency")
     parser.add_argument("--ddp", action="store_true",
                         help="also time the step wrapped in DDP in a one-process world (its overhead vs plain)")
-    parser.add_argument("--profile", metavar="PATH", help="write the top operators of the fast step to this file")
+    parser.add_argument("--profile", metavar="PATH", help="write the fast step's phases and top operators to this file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help="also time the fast step with these overrides, in the same process (repeatable)")
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def record(name: str, result: dict, step_cfg: TrainConfig) -> None:
         if cuda:
-            flops = amortized_flops_per_image(step_cfg, device, report["flops_per_image"])
+            flops = amortized_flops_per_image(step_cfg, device)
             result["achieved_tflops"] = result["img_per_s"] * flops / 1e12
             result["mfu"] = result["achieved_tflops"] / report["peak_bf16_tflops"]
         if "eager_fp32" in report and name != "eager_fp32":
@@ -257,12 +257,12 @@ def main(argv: list[str] | None = None) -> None:
     write_report(args.json, report)
 
 
-def amortized_flops_per_image(cfg: TrainConfig, device: torch.device, every_step: float) -> float:
-    """FLOPs per image of the paper step, or averaged over r1_every steps when R1 is lazy (one R1 step in k)."""
-    k = cfg.r1_every
+def amortized_flops_per_image(cfg: TrainConfig, device: torch.device) -> float:
+    """FLOPs per image of a step, averaged over r1_every steps when R1 is lazy (one step in k runs it)."""
+    with_r1, k = count_flops_per_image(cfg, device), cfg.r1_every
     if k <= 1 or cfg.r1_gamma <= 0:
-        return every_step
-    return (every_step + (k - 1) * count_flops_per_image(cfg, device, step_index=1)) / k
+        return with_r1
+    return (with_r1 + (k - 1) * count_flops_per_image(cfg, device, step_index=1)) / k
 
 
 def summary_line(args: argparse.Namespace, cfg: TrainConfig, fast: TrainConfig, report: dict) -> str:

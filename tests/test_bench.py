@@ -1,7 +1,11 @@
 """The training benchmark runs end to end on the CPU, DDP and profile variants included (GPU figures: docs)."""
 import json
 
-from biglearn.bench import main
+import pytest
+import torch
+
+from biglearn.bench import amortized_flops_per_image, count_flops_per_image, main
+from biglearn.config import apply_overrides, preset
 from biglearn.step import PHASES
 
 
@@ -39,3 +43,12 @@ def test_inference_latency_is_reported_for_both_precisions(tmp_path):
     report = json.loads(out.read_text())
     for key in ("cpu_ms_1", "cpu_ms_10", "cpu_bf16_ms_1", "cpu_bf16_ms_10"):
         assert report[key] > 0, key
+
+
+def test_lazy_r1_flops_are_averaged_over_the_period():
+    cpu = torch.device("cpu")
+    lazy = apply_overrides(preset("mnist", "tiny"), ["r1_every=4"])
+    with_r1, without = count_flops_per_image(lazy, cpu), count_flops_per_image(lazy, cpu, step_index=1)
+    assert without < with_r1  # R1's double backward is counted
+    assert amortized_flops_per_image(lazy, cpu) == pytest.approx((with_r1 + 3 * without) / 4)
+    assert amortized_flops_per_image(preset("mnist", "tiny"), cpu) == with_r1
