@@ -133,6 +133,9 @@ def train(cfg: TrainConfig) -> Path:
         start = f"resuming from {resume_path} at kimg {progress.images_seen / 1000:.2f}" if resume_path else "starting"
         print(f"{start}: {len(images)} training images, device {device}, {world} process(es), "
               f"batch {cfg.batch}, run dir {run_dir}", flush=True)
+        if cfg.compile:  # otherwise a silent minute looks like a hang
+            print("torch.compile: the first steps compile G and D (about a minute on an H100), so the first tick "
+                  "is slow", flush=True)
     sheet_images = data.images[torch.randperm(len(data.images), generator=torch.Generator().manual_seed(123))[:8]]
     step_fn = TrainStep(nets, cfg, device)
     reporter = Reporter(run_dir, rank == 0)
