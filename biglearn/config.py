@@ -91,6 +91,7 @@ class TrainConfig:
     tick_kimg: float = 4.0           # status line + stats every tick
     snap_ticks: int = 5              # checkpoint + sample sheets every snap_ticks ticks
     keep_checkpoints: int = 2
+    snapshot_samples: int = 256      # joint samples measured at every snapshot (metrics/snapshot.py); 0 = off
     precision: str = "fp32"          # "fp32" or "bf16"
     compile: bool = False
     # torch.compile mode: "default", or "reduce-overhead" (CUDA graphs: one launch per compiled pass, for short

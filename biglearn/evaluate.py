@@ -28,7 +28,7 @@ from biglearn.checkpoint import CheckpointError
 from biglearn.classifier import class_coverage, load_classifier
 from biglearn.data import DataError, ImageSet, load_dataset, load_faces
 from biglearn.inference import REPO_CHECKPOINTS, Completer
-from biglearn.metrics.diversity import complete_in_batches, diversity_sweep, source_masks
+from biglearn.metrics.diversity import complete_in_batches, diversity_sweep, joint_samples, source_masks
 from biglearn.metrics.features import frechet_distance, kernel_inception_distance
 from biglearn.metrics.swd import SWDReference
 from biglearn.report import write_report
@@ -86,14 +86,6 @@ def real_sets(completer: Completer, cfg: EvalConfig) -> tuple[ImageSet, ImageSet
     def subset(index: torch.Tensor) -> ImageSet:
         return ImageSet(data.images[index], None if data.labels is None else data.labels[index])
     return subset(order[:n]), subset(order[n:2 * n])
-
-
-def joint_samples(completer: Completer, n: int, seed: int, batch: int) -> torch.Tensor:
-    """n samples with S empty: [n, C, S, S] in [0, 1]."""
-    cfg = completer.cfg
-    blank = torch.zeros(n, cfg.channels, cfg.image_size, cfg.image_size)
-    empty = torch.zeros(n, completer.num_patches, dtype=torch.bool)
-    return complete_in_batches(completer, blank, empty, completer.noise(n, seed), batch)
 
 
 def completions(completer: Completer, images: torch.Tensor, mode: str, ratio_index: int, cfg: EvalConfig

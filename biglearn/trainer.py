@@ -17,6 +17,7 @@ from biglearn.checkpoint import (check_model_config, checkpoint_path, export_sam
 from biglearn.config import TrainConfig
 from biglearn.data import load_dataset
 from biglearn.inference import Completer, resolve_device
+from biglearn.metrics.snapshot import load_judge, snapshot_metrics
 from biglearn.nn.discriminator import Discriminator
 from biglearn.nn.generator import Generator
 from biglearn.progress import Progress, Reporter, TrainingDiverged, format_eta
@@ -107,7 +108,18 @@ def status_line(record: dict, total_kimg: float, eta: float) -> str:
     g = record["L1"] + record["L2"] + record["L3"]
     return (f"kimg {record['kimg']:8.2f}/{total_kimg:g} | {record['img_per_s']:7.1f} img/s | "
             f"D {d:.3f} (J3 {record['J3']:.3f}) R1 {record['R1']:.3f} | G {g:.3f} (L3 {record['L3']:.3f}) | "
-            + (f"MS {record['MS']:.3f} | " if record.get("MS") else "") + f"ETA {format_eta(eta)}")
+            + (f"MS {record['MS']:.3f} | " if record.get("MS") else "") + snapshot_text(record)
+            + f"ETA {format_eta(eta)}")
+
+
+def snapshot_text(record: dict) -> str:
+    """The snapshot's joint-sample measures for the status line ('' on other ticks)."""
+    if "joint_spread" not in record:
+        return ""
+    text = f"joint spread {record['joint_spread']:.3f}"
+    if "joint_entropy" in record:
+        text += f" entropy {record['joint_entropy']:.2f} conf {record['joint_confidence']:.2f}"
+    return text + " | "
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -139,6 +151,7 @@ def train(cfg: TrainConfig) -> Path:
     sheet_images = data.images[torch.randperm(len(data.images), generator=torch.Generator().manual_seed(123))[:8]]
     step_fn = TrainStep(nets, cfg, device)
     reporter = Reporter(run_dir, rank == 0)
+    judge = load_judge(cfg.model.dataset, device) if rank == 0 and cfg.snapshot_samples else None
 
     total_images = int(cfg.kimg * 1000)
     tick_images = max(int(cfg.tick_kimg * 1000), 1)
@@ -183,14 +196,16 @@ def train(cfg: TrainConfig) -> Path:
             eta = (total_images - progress.images_seen) / max(img_per_s, 1e-9)
             if cfg.max_minutes:
                 eta = min(eta, cfg.max_minutes * 60 - (now - start_time))
-            reporter.tick(record, status_line(record, cfg.kimg, eta))
             ticks += 1
-            loss_sum.zero_()
-            loss_steps, tick_start, tick_start_images = 0, now, progress.images_seen
             if rank == 0 and (ticks % cfg.snap_ticks == 0 or done or out_of_time):
                 save(nets, cfg, progress, run_dir, device)
                 completer = Completer(nets.G_ema, device)
                 write_training_sheets(completer, sheet_images, run_dir / "samples", f"img{progress.images_seen:09d}")
+                if cfg.snapshot_samples:
+                    record.update(snapshot_metrics(completer, cfg.snapshot_samples, judge))
+            reporter.tick(record, status_line(record, cfg.kimg, eta))
+            loss_sum.zero_()
+            loss_steps, tick_start, tick_start_images = 0, now, progress.images_seen
             if out_of_time:
                 if rank == 0:
                     print(f"stopping after --max-minutes {cfg.max_minutes:g}; resume with --resume auto", flush=True)

@@ -1,4 +1,4 @@
-"""Metrics: SWD on Laplacian-pyramid neighbourhoods, Fréchet distance and KID, diversity vs S-ratio."""
+"""Metrics: SWD on Laplacian-pyramid neighbourhoods, Fréchet distance and KID, diversity vs S-ratio, snapshots."""
 from __future__ import annotations
 
 import math
@@ -8,9 +8,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from biglearn.classifier import load_classifier
 from biglearn.data import load_dataset
 from biglearn.metrics.diversity import (diversity_sweep, error_to_truth, mean_pairwise_distance, spearman_rho)
 from biglearn.metrics.features import frechet_distance, kernel_inception_distance
+from biglearn.metrics.snapshot import snapshot_metrics
 from biglearn.metrics.swd import (laplacian_pyramid, pyramid_resolutions, pyramid_up, sliced_wasserstein, swd)
 from biglearn.patches import pixel_mask, random_mask, raster_mask
 
@@ -157,3 +159,32 @@ def test_spearman_matches_scipy_with_ties():
     assert spearman_rho(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
     assert spearman_rho([0.1, 0.2, 0.3], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
     assert math.isnan(spearman_rho([1, 2, 3], [5, 5, 5]))
+
+
+class ReplaySampler:
+    """Joint 'samples' replayed from a fixed set of images, whatever the noise: stands in for a trained model."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+        self.cfg = SimpleNamespace(channels=1, image_size=images.shape[-1], z_dim=4)
+        self.num_patches = 16
+
+    def noise(self, batch, seed=None):
+        return torch.randn(batch, 4, generator=torch.Generator().manual_seed(seed or 0))
+
+    def complete(self, images, source_mask, *, noise):
+        assert not source_mask.any()  # joint samples: S is empty
+        return self.images[: len(images)]
+
+
+def test_snapshot_metrics_tell_ten_digits_from_a_collapsed_sampler(mnist_npz):
+    test = load_dataset("mnist", mnist_npz, 28, "test")
+    digits = test.images[:200].float() / 255
+    judge, _ = load_classifier("mnist-classifier", "cpu")
+    diverse = snapshot_metrics(ReplaySampler(digits), 200, judge)
+    collapsed = snapshot_metrics(ReplaySampler(digits[:1].expand(200, -1, -1, -1)), 200, judge)
+    assert diverse["joint_entropy"] > 2.2 and diverse["joint_confidence"] > 0.9  # log 10 = 2.30
+    assert diverse["joint_spread"] > 0.15  # 0.18 for these test digits
+    assert collapsed == {"joint_spread": 0.0, "joint_entropy": 0.0, "joint_confidence": pytest.approx(
+        judge.predict_proba(digits[:1])[0].max().item())}
+    assert set(snapshot_metrics(ReplaySampler(digits), 8)) == {"joint_spread"}  # no judge: spread only

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -40,6 +41,9 @@ def test_mnist_run_writes_every_artefact(tmp_path, mnist_npz):
     assert config["preset"] == "tiny" and config["model"]["dataset"] == "mnist"
     stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
     assert stats[-1]["kimg"] >= 0.048 and {"J1", "J2", "J3", "R1", "L1", "L2", "L3"} <= set(stats[-1])
+    # every snapshot (each tick in the tiny preset) measures the joint samples, judged by the digit classifier
+    assert {"joint_spread", "joint_entropy", "joint_confidence"} <= set(stats[-1])
+    assert 0 <= stats[-1]["joint_entropy"] <= math.log(10) + 1e-6 and "joint spread" in result.stdout
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     for kind in ("sheet-random", "sheet-raster", "joint"):
         assert list((out / "samples").glob(f"{kind}-*.png")), kind

@@ -24,6 +24,14 @@ def complete_in_batches(completer, images: torch.Tensor, source_mask: torch.Tens
                       for i in range(0, len(images), batch)])
 
 
+def joint_samples(completer, n: int, seed: int, batch: int = 256) -> torch.Tensor:
+    """n samples with S empty: [n, C, S, S] in [0, 1]."""
+    cfg = completer.cfg
+    blank = torch.zeros(n, cfg.channels, cfg.image_size, cfg.image_size)
+    empty = torch.zeros(n, completer.num_patches, dtype=torch.bool)
+    return complete_in_batches(completer, blank, empty, completer.noise(n, seed), batch)
+
+
 def _rms_over_target(diff_sq_sum: torch.Tensor, target_count: torch.Tensor) -> torch.Tensor:
     return (diff_sq_sum / target_count.clamp_min(1)).sqrt()
 
