@@ -76,6 +76,8 @@ def time_training(cfg: TrainConfig, device: torch.device, warmup: int, iters: in
     With lazy R1 the timed steps are rounded up to a multiple of r1_every, so they hold R1 in its share.
     """
     iters = math.ceil(iters / cfg.r1_every) * cfg.r1_every
+    if cfg.compile:  # each measurement compiles afresh: earlier ones must not fill Dynamo's recompile limit
+        torch._dynamo.reset()
     torch.manual_seed(0)
     nets = build_networks(cfg, device, distributed=distributed)
     step = TrainStep(nets, cfg, device)
