@@ -4,7 +4,7 @@ Prints img/s and ms/iteration of the configured training step (bf16 + torch.comp
 a plain eager fp32 reference step in the same run, the speed-up, FLOPs per image (counted by PyTorch's
 FlopCounterMode on one eager step, R1 included), MFU against a bf16 matmul peak measured in the same run, peak
 memory, and CPU inference latency for 1 and 10 completions (fp32 and bf16). Data are random uint8 images: no
-dataset needed.
+dataset needed. `--checkpoints` only runs the shipped checkpoints on --device and compares them with the CPU.
 `--ddp` adds the same step under DDP in a one-process world (DDP's own overhead); `--profile PATH` writes the
 operators that take the most time and each phase of the step (step.PHASES); `--set compile_mode=reduce-overhead`
 adds CUDA graphs, `--set r1_every=16` lazy R1; `--variant r1_every=16,compile_mode=reduce-overhead` times such a
@@ -31,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from biglearn.config import TrainConfig, apply_overrides, preset
 from biglearn.inference import PRECISIONS, Completer
+from biglearn.multimodal.model import DigitsModel
 from biglearn.nn.generator import Generator
 from biglearn.step import PHASES, TrainStep
 from biglearn.trainer import build_networks
@@ -171,6 +172,30 @@ def inference_latency(cfg: TrainConfig, reps: int = 9) -> dict:
     return result
 
 
+def checkpoint_agreement(device: torch.device) -> dict:
+    """The shipped checkpoints on `device` against the CPU, so that the app's pictures do not depend on where it
+    runs: completions of the two GAN models (r = 0.5, same seed) and the digits model's p(y | x)."""
+    report = {}
+    for name in ("celeba", "mnist"):
+        models = [Completer.from_pretrained(name, device=d) for d in ("cpu", device)]
+        cfg = models[0].cfg
+        images = torch.rand(8, cfg.channels, cfg.image_size, cfg.image_size, generator=torch.Generator().manual_seed(0))
+        mask = models[0].random_mask(0.5, batch=8, seed=0)
+        outputs = [m.complete(images, mask, seed=1).cpu() for m in models]
+        start = time.perf_counter()
+        models[1].complete(images, mask, seed=1)
+        _sync(device)
+        report[name] = {"max_abs_diff": (outputs[0] - outputs[1]).abs().max().item(),
+                        "mean_abs_diff": (outputs[0] - outputs[1]).abs().mean().item(),
+                        "ms_for_8": 1000 * (time.perf_counter() - start)}
+    digits = [DigitsModel.from_pretrained("digits-multimodal", device=d) for d in ("cpu", device)]
+    images, _ = digits[0].generate(8, seed=0)
+    probs = [model.classify(images).cpu() for model in digits]
+    report["digits-multimodal"] = {"classify_max_abs_diff": (probs[0] - probs[1]).abs().max().item(),
+                                   "same_labels": bool(torch.equal(probs[0].argmax(1), probs[1].argmax(1)))}
+    return report
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=["mnist", "celeba"], default="celeba")
@@ -184,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-reference", action="store_true", help="skip the eager fp32 reference step")
     parser.add_argument("--no-inference", action="store_true", help="skip the CPU inference latency")
     parser.add_argument("--inference-only", action="store_true", help="only the CPU inference latency")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="only: run the shipped checkpoints on --device and compare them with the CPU")
     parser.add_argument("--ddp", action="store_true",
                         help="also time the step wrapped in DDP in a one-process world (its overhead vs plain)")
     parser.add_argument("--profile", metavar="PATH", help="write the fast step's phases and top operators to this file")
@@ -202,6 +229,11 @@ def main(argv: list[str] | None = None) -> None:
     report = {"dataset": args.dataset, "preset": args.preset, "batch": cfg.batch, "device": str(device),
               "device_name": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": torch.__version__,
               "precision": fast.precision, "compile": fast.compile}
+    if args.checkpoints:
+        report["checkpoints"] = checkpoint_agreement(device)
+        print(json.dumps(report, indent=2))
+        write_report(args.json, report)
+        return
     if args.inference_only:
         report.update(inference_latency(cfg))
         print(json.dumps(report, indent=2))

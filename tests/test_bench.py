@@ -52,3 +52,13 @@ def test_lazy_r1_flops_are_averaged_over_the_period():
     assert without < with_r1  # R1's double backward is counted
     assert amortized_flops_per_image(lazy, cpu) == pytest.approx((with_r1 + 3 * without) / 4)
     assert amortized_flops_per_image(preset("mnist", "tiny"), cpu) == with_r1
+
+
+def test_checkpoint_check_compares_every_shipped_model(tmp_path):
+    out = tmp_path / "checkpoints.json"
+    main(["--checkpoints", "--device", "cpu", "--json", str(out)])
+    report = json.loads(out.read_text())["checkpoints"]
+    assert set(report) == {"celeba", "mnist", "digits-multimodal"}
+    # CPU against CPU: the same numbers (on a GPU the JSON shows how far it moves them)
+    assert report["celeba"]["max_abs_diff"] == report["mnist"]["max_abs_diff"] == 0.0
+    assert report["digits-multimodal"]["classify_max_abs_diff"] == 0.0 and report["digits-multimodal"]["same_labels"]

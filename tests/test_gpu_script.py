@@ -24,6 +24,7 @@ def test_gpu_script_rehearsal_on_cpu(tmp_path, mnist_npz):
     log = result.stdout + result.stderr
     assert result.returncode == 0, log
     assert "did not finish" not in log and "training mnist failed" not in log, log
+    assert "checkpoint check failed" not in log and '"digits-multimodal"' in log, log
     names = sorted(p.name for p in out.iterdir())
     assert names == ["bench-celeba-demo.json", "bench-celeba.json", "bench-mnist-ddp.json", "bench-mnist.json",
                      "log.txt", "mnist-model.safetensors", "mnist-run.tar", "profile-celeba.txt"], names

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared run on a lent CUDA machine (see README "Training on a GPU"), in order of value:
-#   1. checks the CUDA path;
+#   1. checks the CUDA path, and that the shipped checkpoints give the CPU's pictures there;
 #   2. benchmarks the paper presets: bf16 + torch.compile vs eager fp32 in the same process, with a profile of
 #      the step's phases and operators, then lazy R1 and lazy R1 + CUDA graphs as variants in that process;
 #      DDP's own overhead in a one-process world; the demo preset (eager, as the shipped models were trained);
@@ -32,6 +32,8 @@ if [ "$DEVICE" = cuda ]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
   $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA'; print('torch', torch.__version__, torch.cuda.get_device_name())" || exit 1
 fi
+# The app on CUDA: the shipped checkpoints there against the CPU (a few seconds; the numbers go to the log).
+timeout 60 $PY -m biglearn.bench --checkpoints --device "$DEVICE" || echo "checkpoint check failed (exit $?)"
 
 bench() {  # name cap-seconds dataset preset extra-args...: one benchmark, capped by its cap and the budget
   local name=$1 cap=$2 dataset=$3 preset=$4; shift 4
