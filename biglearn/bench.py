@@ -104,7 +104,10 @@ def time_training(cfg: TrainConfig, device: torch.device, warmup: int, iters: in
     if device.type == "cuda":
         result["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     if profile:
-        result["phases"] = write_profile(lambda: run(warmup + iters, PROFILED_STEPS), device, profile)
+        try:
+            result["phases"] = write_profile(lambda: run(warmup + iters, PROFILED_STEPS), device, profile)
+        except Exception as error:  # noqa: BLE001 - the timing above is worth more than the profile
+            result["profile_error"] = f"{type(error).__name__}: {error}"
     return result
 
 
