@@ -62,3 +62,12 @@ def test_checkpoint_check_compares_every_shipped_model(tmp_path):
     # CPU against CPU: the same numbers (on a GPU the JSON shows how far it moves them)
     assert report["celeba"]["max_abs_diff"] == report["mnist"]["max_abs_diff"] == 0.0
     assert report["digits-multimodal"]["classify_max_abs_diff"] == 0.0 and report["digits-multimodal"]["same_labels"]
+
+
+def test_a_profile_that_cannot_be_written_keeps_the_timing(tmp_path):
+    out, blocked = tmp_path / "bench.json", tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    main(["--dataset", "mnist", "--preset", "tiny", "--device", "cpu", "--iters", "1", "--warmup", "1",
+          "--no-inference", "--no-reference", "--json", str(out), "--profile", str(blocked / "profile.txt")])
+    fast = json.loads(out.read_text())["fast"]
+    assert fast["img_per_s"] > 0 and "profile_error" in fast
