@@ -4,7 +4,8 @@
 #   2. benchmarks the paper presets: bf16 + torch.compile vs eager fp32 in the same process, with a profile of
 #      the step's phases and operators, then lazy R1 and lazy R1 + CUDA graphs as variants in that process;
 #      DDP's own overhead in a one-process world; the demo preset (eager, as the shipped models were trained);
-#   3. trains/resumes the demo MNIST model inside what is left of the budget;
+#   3. trains/resumes the demo MNIST model inside what is left of the budget (a snapshot, with its joint-sample
+#      measures, every 100 kimg);
 #   4. leaves JSON, profiles, weights, stats, sheets and the log in $OUT (at most 8 files of <= 16 MiB).
 # Data come from the packed copies in .pack/ (python -m biglearn.data pack ..., see README).
 # Usage: OUT=/path BUDGET_S=540 bash train/gpu_run.sh
@@ -59,7 +60,7 @@ if [ "$train_s" -ge 60 ]; then
   echo "== 3. train mnist ($TRAIN_PRESET) for $minutes min"
   $PY train/train_mnist.py --preset "$TRAIN_PRESET" --data "$MNIST_DATA" --out runs/gpu-mnist --device "$DEVICE" \
     --precision "$PRECISION" --no-compile --kimg "$KIMG" --max-minutes "$minutes" --resume auto --set tick_kimg=20 \
-    --set snap_ticks=25 || echo "training mnist failed (exit $?)"
+    --set snap_ticks=5 || echo "training mnist failed (exit $?)"
   if [ -f runs/gpu-mnist/export/model.safetensors ]; then
     cp runs/gpu-mnist/export/model.safetensors "$OUT/mnist-model.safetensors"
     sheets=$(cd runs/gpu-mnist && for kind in joint sheet-random sheet-raster; do ls samples/$kind-*.png 2>/dev/null | tail -1; done)
