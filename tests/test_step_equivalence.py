@@ -52,7 +52,20 @@ def test_training_passes_have_no_graph_breaks(grad):
 
 
 def parameters_after_two_steps(seed: int, distributed: bool) -> torch.Tensor:
-    """G, D and EMA weights, flattened, after two steps on data and noise drawn from `seed`."""
+    """G, D and EMA weights, flattened, after two steps on data and noise drawn from `seed`.
+
+    One thread everywhere: the thread count changes the CPU's summation order, and Adam's first steps turn any
+    rounding difference in a near-zero gradient into a whole learning-rate step.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _two_steps(seed, distributed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _two_steps(seed: int, distributed: bool) -> torch.Tensor:
     cfg = dataclasses.replace(preset("celeba", "tiny"), batch=8)
     torch.manual_seed(0)  # the same initial weights everywhere, as the trainer has
     nets = build_networks(cfg, torch.device("cpu"), distributed=distributed)
