@@ -37,6 +37,7 @@ from biglearn.step import PHASES, TrainStep
 from biglearn.trainer import build_networks
 
 PROFILED_STEPS = 3  # steps that --profile records after the timed ones
+_FLOP_COUNTS: dict[tuple[str, str, int], float] = {}  # count_flops_per_image's results: (config, device, step)
 
 
 def _sync(device: torch.device) -> None:
@@ -122,7 +123,8 @@ def write_profile(steps, device: torch.device, path: str) -> dict[str, dict[str,
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile_ops(activities=activities) as prof:
         steps()
-    events = {e.key: e for e in prof.key_averages()}
+    averages = prof.key_averages()
+    events = {e.key: e for e in averages}
     phases = {}
     for name in PHASES:  # profiler times are in microseconds; a phase absent from the trace (no R1) counts 0
         event = events.get(name)
@@ -135,18 +137,27 @@ def write_profile(steps, device: torch.device, path: str) -> dict[str, dict[str,
     lines += [f"  {name:<24}" + "".join(f"{t[c]:12.2f}" for c in columns) for name, t in phases.items()]
     lines += [f"  {'sum':<24}" + "".join(f"{sum(t[c] for t in phases.values()):12.2f}" for c in columns)]
     sort_by = "self_cuda_time_total" if cuda else "self_cpu_time_total"
-    table = prof.key_averages().table(sort_by=sort_by, row_limit=40, max_name_column_width=60)
+    table = averages.table(sort_by=sort_by, row_limit=40, max_name_column_width=60)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines) + "\n\nOperators:\n" + table)
     return phases
 
 
 def count_flops_per_image(cfg: TrainConfig, device: torch.device, batch: int = 8, step_index: int = 0) -> float:
-    """FLOPs per image of one eager step; step 0 runs R1 whatever r1_every is."""
-    small = dataclasses.replace(cfg, batch=batch, compile=False, precision="fp32")
+    """FLOPs per image of one eager step; step 0 runs R1 whatever r1_every is. Each distinct step is counted once
+    per process: every measurement asks for its FLOPs, and on a lent GPU each count costs seconds."""
+    small = dataclasses.replace(cfg, batch=batch, compile=False, compile_mode="default", precision="fp32")
+    key = (small.to_json(), str(device), step_index)
+    if key not in _FLOP_COUNTS:
+        _FLOP_COUNTS[key] = _count_flops(small, device, step_index)
+    return _FLOP_COUNTS[key]
+
+
+def _count_flops(small: TrainConfig, device: torch.device, step_index: int) -> float:
+    batch = small.batch
     nets = build_networks(small, device, distributed=False)
     step = TrainStep(nets, small, device)
-    data = torch.randint(0, 256, (batch, cfg.model.channels, cfg.model.image_size, cfg.model.image_size),
+    data = torch.randint(0, 256, (batch, small.model.channels, small.model.image_size, small.model.image_size),
                          dtype=torch.uint8, device=device)
     with FlopCounterMode(display=False) as counter:
         step(data, step_index, 1.0, 0.999)
