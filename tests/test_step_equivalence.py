@@ -87,6 +87,8 @@ def ddp_worker(rank: int, world: int, rendezvous: str, same_inputs: bool, result
         dist.all_gather(gathered, flat)
         if rank == 0:
             torch.save(torch.stack(gathered), results)
+        # Both ranks leave together: a rank that tears gloo down while its peer still talks aborts the peer.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
