@@ -79,18 +79,19 @@ def _two_steps(seed: int, distributed: bool) -> torch.Tensor:
 
 def ddp_worker(rank: int, world: int, rendezvous: str, same_inputs: bool, results: str) -> None:
     """One rank of a gloo world; rank 0 saves every rank's parameters."""
+    import os
+
     import torch.distributed as dist
     dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"file://{rendezvous}")
-    try:
-        flat = parameters_after_two_steps(0 if same_inputs else rank, distributed=True)
-        gathered = [torch.empty_like(flat) for _ in range(world)]
-        dist.all_gather(gathered, flat)
-        if rank == 0:
-            torch.save(torch.stack(gathered), results)
-        # Both ranks leave together: a rank that tears gloo down while its peer still talks aborts the peer.
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
+    flat = parameters_after_two_steps(0 if same_inputs else rank, distributed=True)
+    gathered = [torch.empty_like(flat) for _ in range(world)]
+    dist.all_gather(gathered, flat)
+    if rank == 0:
+        torch.save(torch.stack(gathered), results)
+    dist.barrier()
+    # Leave without tearing gloo down: in CI its teardown sometimes aborted a rank ("terminate called without an
+    # active exception") after all the work was done. The results are on disk; the test checks them.
+    os._exit(0)
 
 
 @pytest.mark.parametrize("same_inputs", [True, False], ids=["same_inputs", "own_inputs"])
