@@ -57,6 +57,24 @@ def test_discriminator_sees_only_source_and_target_pixels():
     assert not torch.allclose(D(images, masks.source1, masks.target1), D(images, masks.target1, masks.source1))
 
 
+def test_minibatch_std_compares_images_within_a_group_only():
+    cfg = dataclasses.replace(tiny().model, d_mbstd_group=2)
+    torch.manual_seed(0)
+    D = Discriminator(cfg)
+    x = torch.randn(4, cfg.num_patches + 1, cfg.d_dim)
+    visible = torch.ones(4, cfg.num_patches, dtype=torch.bool)
+    visible[1, 0] = False  # a token hidden in one image of a group drops out of that group's statistic
+    cls = D._add_minibatch_std(x, visible)[:, 0] - x[:, 0]
+    feats = x[:, 1:].reshape(2, 2, cfg.num_patches, cfg.d_dim)
+    std = feats.std(dim=1, unbiased=False)
+    expected = torch.stack([std[0, 1:].mean(), std[1].mean()]).repeat_interleave(2)
+    assert torch.allclose(cls, expected[:, None] * D.mbstd_token[0], atol=1e-5)
+    # the second group's images leave the first group's statistic alone
+    changed = x.clone()
+    changed[2:, 1:] = torch.randn_like(changed[2:, 1:])
+    assert torch.equal(D._add_minibatch_std(changed, visible)[:2], D._add_minibatch_std(x, visible)[:2])
+
+
 def test_every_parameter_gets_a_gradient_from_the_losses():
     cfg = dataclasses.replace(tiny(), batch=16)
     torch.manual_seed(0)
