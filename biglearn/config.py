@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +83,7 @@ class TrainConfig:
     # statistic compares images completed on the same patches (beyond the paper; off = one draw per image).
     group_masks: bool = False
     xflip: bool = False              # horizontal flips of real images (faces)
-    diffaug: bool = False            # differentiable translation augmentation on D inputs (beyond the paper)
+    diffaug: bool = False            # differentiable colour augmentation of D's inputs (beyond the paper)
     # Beyond the paper: weight of a mode-seeking term (Mao et al. 2019, MSGAN) in G's loss. Half of the batch is
     # completed twice with two noises; G is pushed to keep |x_a - x_b| / |z_a - z_b| away from 0, i.e. not to
     # ignore z. 0 = off (paper).
@@ -120,8 +121,9 @@ class TrainConfig:
 
 
 def _paper_mnist() -> TrainConfig:
-    return TrainConfig(model=ModelConfig(dataset="mnist", image_size=64, channels=1, patch_size=8, noise_norm=True),
-                       preset="paper", batch=256)
+    # Overlapping D patches are among App. D's CelebA-only tricks: MNIST trained without any.
+    return TrainConfig(model=ModelConfig(dataset="mnist", image_size=64, channels=1, patch_size=8, noise_norm=True,
+                                         d_overlap=0), preset="paper", batch=256)
 
 
 def _paper_celeba() -> TrainConfig:
@@ -233,6 +235,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config as JSON and exit")
 
 
+def check_batch(cfg: TrainConfig, world: int) -> int:
+    """The batch per process; ValueError where the global batch does not split into processes and groups."""
+    if cfg.batch % world:
+        raise ValueError(f"--batch {cfg.batch} is not divisible by the {world} processes")
+    local, group = cfg.batch // world, cfg.model.d_mbstd_group
+    if group and local % group:
+        raise ValueError(f"the batch per process ({local}) is not a multiple of d_mbstd_group ({group}): "
+                         "D's minibatch-std groups would mix real and generated images")
+    return local
+
+
 def config_from_args(dataset: str, args: argparse.Namespace) -> TrainConfig:
     cfg = preset(dataset, args.preset)
     for name in ("data", "out", "resume", "kimg", "batch", "device", "precision", "compile", "seed", "max_minutes"):
@@ -243,4 +256,6 @@ def config_from_args(dataset: str, args: argparse.Namespace) -> TrainConfig:
         cfg.download = True
     if args.out is None:
         cfg.out = f"runs/{dataset}-{cfg.preset}"
-    return apply_overrides(cfg, args.set)
+    apply_overrides(cfg, args.set)
+    check_batch(cfg, int(os.environ.get("WORLD_SIZE", 1)))  # torchrun's process count
+    return cfg

@@ -47,9 +47,11 @@ class TrainStep:
         self.cuda_graphs = cfg.compile and cfg.compile_mode == "reduce-overhead"
 
     def _discriminate(self, d: nn.Module, images: torch.Tensor, source: torch.Tensor,
-                      target: torch.Tensor) -> torch.Tensor:
+                      target: torch.Tensor, chunk: int) -> torch.Tensor:
+        """images: chunks of `chunk` images, each twice in a row (judged under pair 1, then under pair 2)."""
         if self.cfg.diffaug:
-            images = color_augment(images)
+            visible = pixel_mask(source | target, self.cfg.model.patch_size)
+            images = color_augment(images, visible, chunk=chunk, copies=2)
         return d(images, source, target).float()
 
     def _update(self, net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -89,7 +91,7 @@ class TrainStep:
         with record_function(PHASES[1]), self.autocast:
             logits = self._discriminate(
                 n.D_train, torch.cat([real, real, fake1, fake1, fake2, fake2]),
-                torch.cat([m.source1, m.source2] * 3), torch.cat([m.target1, m.target2] * 3))
+                torch.cat([m.source1, m.source2] * 3), torch.cat([m.target1, m.target2] * 3), b)
         d_losses = discriminator_losses(*logits.chunk(6))
         d_total = d_losses["J1"] + d_losses["J2"] + d_losses["J3"]
         if c.r1_gamma > 0 and step % c.r1_every == 0:
@@ -111,7 +113,8 @@ class TrainStep:
         with record_function(PHASES[4]), self.autocast:
             fake1, fake2, twin = n.G_train(g_images, g_sources, z).split([b, b, twins])
             logits = self._discriminate(n.D_fast, torch.cat([fake1, fake1, fake2, fake2]),
-                                        torch.cat([m.source1, m.source2] * 2), torch.cat([m.target1, m.target2] * 2))
+                                        torch.cat([m.source1, m.source2] * 2),
+                                        torch.cat([m.target1, m.target2] * 2), b)
         g_losses = generator_losses(*logits.chunk(4))
         g_total = g_losses["L1"] + g_losses["L2"] + g_losses["L3"]
         if twins:

@@ -14,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from biglearn.checkpoint import (check_model_config, checkpoint_path, export_sampling_checkpoint,
                                  list_checkpoints, load_training_state, prune_checkpoints, save_training_state)
-from biglearn.config import TrainConfig
+from biglearn.config import TrainConfig, check_batch
 from biglearn.data import load_dataset
 from biglearn.inference import Completer, resolve_device
 from biglearn.metrics.snapshot import load_judge, snapshot_metrics
@@ -127,9 +127,7 @@ def train(cfg: TrainConfig) -> Path:
     cfg.model.validate()
     device, rank, world = setup_distributed(cfg)
     distributed = world > 1
-    if cfg.batch % world:
-        raise ValueError(f"--batch {cfg.batch} is not divisible by the {world} processes")
-    local_batch = cfg.batch // world
+    local_batch = check_batch(cfg, world)
     run_dir = Path(cfg.out)
     torch.manual_seed(cfg.seed + 1_000_003 * rank)
 

@@ -73,6 +73,8 @@ def test_minibatch_std_compares_images_within_a_group_only():
     changed = x.clone()
     changed[2:, 1:] = torch.randn_like(changed[2:, 1:])
     assert torch.equal(D._add_minibatch_std(changed, visible)[:2], D._add_minibatch_std(x, visible)[:2])
+    with pytest.raises(ValueError, match="multiple of d_mbstd_group"):  # no silent fallback to no statistic
+        D._add_minibatch_std(x[:3], visible[:3])
 
 
 def test_every_parameter_gets_a_gradient_from_the_losses():

@@ -109,8 +109,9 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mnist_np
 
 
 @pytest.mark.parametrize("dataset,expected", [
-    ("mnist", dict(image_size=64, patch_size=8, batch=256)),
-    ("celeba", dict(image_size=120, patch_size=10, batch=128, eps=1e-5, grad_clip=5.0, warmup_epochs=10.0)),
+    ("mnist", dict(image_size=64, patch_size=8, batch=256, d_overlap=0)),  # App. D: no tricks for MNIST
+    ("celeba", dict(image_size=120, patch_size=10, batch=128, eps=1e-5, grad_clip=5.0, warmup_epochs=10.0,
+                    d_overlap=2)),
 ])
 def test_dry_run_prints_table3(dataset, expected):
     result = run_cli(f"train_{dataset}.py", "--preset", "paper", "--dry-run")
@@ -140,6 +141,12 @@ def test_missing_data_gives_a_clear_error(tmp_path):
                      "--out", str(tmp_path / "o"))
     assert result.returncode == 2
     assert "not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_batch_that_splits_minibatch_std_groups_is_refused(tmp_path):
+    result = run_cli("train_mnist.py", *TINY, "--set", "d_mbstd_group=4", "--batch", "6", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "d_mbstd_group" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_resuming_with_another_model_is_refused(tmp_path, mnist_npz):

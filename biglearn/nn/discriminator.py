@@ -58,9 +58,9 @@ class Discriminator(nn.Module):
         Groups are consecutive so that a batch laid out as [real | fake | ...] chunks never mixes kinds.
         """
         batch, tokens, dim = x.shape
-        group = self.mbstd_group if batch % self.mbstd_group == 0 else 1
-        if group == 1:
-            return x
+        group = self.mbstd_group
+        if batch % group:  # a silent fallback would let R1 (b images) and the losses (6b) see different Ds
+            raise ValueError(f"minibatch std needs a batch that is a multiple of d_mbstd_group={group}, got {batch}")
         feats = x[:, 1:].reshape(batch // group, group, tokens - 1, dim)
         weight = visible.reshape(batch // group, group, tokens - 1, 1).float()
         # The variance written out: Tensor.var over this small middle axis ran ~20x slower on the CPU (torch 2.14).
