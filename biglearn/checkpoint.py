@@ -55,13 +55,31 @@ def save_training_state(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save({**state, "format_version": FORMAT_VERSION}, tmp))
 
 
+TRAINING_STATE_KEYS = ("G", "D", "G_ema", "opt_g", "opt_d", "step", "images_seen", "rng_cpu", "config")
+
+
 def load_training_state(path: Path) -> dict[str, Any]:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except Exception as exc:
-        raise CheckpointError(f"cannot read training checkpoint {path}: {exc}") from exc
+        # Only the first line: torch's message goes on to suggest weights_only=False, unsafe for untrusted files.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read training checkpoint {path} (truncated or not a checkpoint): "
+                              f"{reason}") from exc
+    missing = [k for k in TRAINING_STATE_KEYS if k not in state] if isinstance(state, dict) else TRAINING_STATE_KEYS
+    if missing:
+        raise CheckpointError(f"{path} is not a training checkpoint (it lacks {', '.join(missing)}); resume from a "
+                              "checkpoint-*.pt of a run folder, not from an exported model")
+    return state
+
+
+def remove_stale_temp_files(run_dir: Path) -> None:
+    """Half-written files of a run killed while saving (atomic_write's temp files; the real files are intact)."""
+    for folder in (run_dir, run_dir / "export"):
+        for stale in Path(folder).glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def prune_checkpoints(run_dir: Path, keep: int) -> None:

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+from typing import Any
 
-from biglearn.checkpoint import CheckpointError
-from biglearn.config import add_train_arguments, config_from_args
+from biglearn.checkpoint import CheckpointError, list_checkpoints, load_training_state
+from biglearn.config import DEFAULT_PRESET, add_train_arguments, config_from_args, default_out
 from biglearn.data import DataError
+from biglearn.inference import resolve_device
 
 
 def main(dataset: str, default_data: str, argv: list[str] | None = None) -> int:
@@ -14,13 +18,34 @@ def main(dataset: str, default_data: str, argv: list[str] | None = None) -> int:
     add_train_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        cfg = config_from_args(dataset, args)
-    except ValueError as exc:
+        cfg = config_from_args(dataset, args, saved_config(dataset, args))
+        resolve_device(cfg.device)
+    except ValueError as exc:  # CheckpointError included
         parser.error(str(exc))
     if not cfg.data:
         cfg.data = default_data
     from biglearn.trainer import train  # torch-heavy imports only when training
     return run_training(train, cfg, args.dry_run)
+
+
+def saved_config(dataset: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The config stored in the checkpoint that --resume names (auto: the newest in --out), if there is one."""
+    if not args.resume:
+        return None
+    older: list[Path] = []
+    if args.resume == "auto":
+        found = list_checkpoints(Path(args.out or default_out(dataset, args.preset or DEFAULT_PRESET)))
+        if not found:
+            return None  # a first run started with --resume auto
+        *older, path = found
+    else:
+        path = Path(args.resume)
+    try:
+        return json.loads(load_training_state(path)["config"])
+    except CheckpointError as exc:
+        if older:  # e.g. the newest was cut short by a full disk
+            raise CheckpointError(f"{exc}; the older {older[-1]} may be intact: pass --resume {older[-1]}") from exc
+        raise
 
 
 def run_training(train, cfg, dry_run: bool) -> int:

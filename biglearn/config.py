@@ -50,6 +50,11 @@ class ModelConfig:
         return self.grid ** 2
 
     def validate(self) -> None:
+        positive = ("image_size", "patch_size", "enc_heads", "enc_dim", "dec_depth", "dec_heads", "dec_dim",
+                    "d_depth", "d_heads", "d_dim", "z_dim", "noise_width", "noise_dim", "head_channels")
+        _require(self, positive, lambda v: v > 0, "must be positive")
+        _require(self, ("enc_depth", "noise_layers", "d_overlap", "d_mbstd_group"), lambda v: v >= 0,
+                 "must not be negative")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         for name in ("enc", "dec", "d"):
@@ -58,6 +63,9 @@ class ModelConfig:
                 raise ValueError(f"{name}_dim {dim} is not divisible by {name}_heads {heads}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -109,6 +117,22 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
+
+    def validate(self) -> None:
+        """ValueError for values that would fail later, deep in a run (a zero period, a 1-tuple of betas ...)."""
+        self.model.validate()
+        _require(self, ("batch", "snap_ticks", "r1_every", "keep_checkpoints"), lambda v: v >= 1, "must be >= 1")
+        _require(self, ("lr", "eps", "kimg", "tick_kimg", "ema_kimg"), lambda v: v > 0, "must be positive")
+        _require(self, ("weight_decay", "warmup_epochs", "grad_clip", "r1_gamma", "ema_rampup", "mode_seeking",
+                        "snapshot_samples", "max_minutes", "limit_images"), lambda v: v >= 0, "must not be negative")
+        _require(self, ("raster_prob",), lambda v: 0 <= v <= 1, "must lie in [0, 1]")
+        _require(self, ("betas",), lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "must be two values in [0, 1)")
+        _require(self, ("source_beta", "target_beta", "comm_beta"), lambda v: len(v) == 2 and min(v) > 0,
+                 "must be two positive Beta parameters")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -187,6 +211,12 @@ def preset(dataset: str, name: str) -> TrainConfig:
         raise ValueError(f"unknown preset {name!r} for {dataset}; choose one of {names}") from None
 
 
+def _require(cfg: Any, names: tuple[str, ...], ok, what: str) -> None:
+    for name in names:
+        if not ok(getattr(cfg, name)):
+            raise ValueError(f"{name} {what}, got {getattr(cfg, name)!r}")
+
+
 def _parse_value(text: str, like: Any) -> Any:
     if isinstance(like, bool):
         if text.lower() in ("1", "true", "yes", "on"):
@@ -212,13 +242,17 @@ def apply_overrides(cfg, overrides: list[str]):
         target = cfg.model if key in model_fields else cfg if key in train_fields else None
         if target is None:
             raise ValueError(f"unknown config key {key!r}")
-        setattr(target, key, _parse_value(text, getattr(target, key)))
+        try:
+            setattr(target, key, _parse_value(text, getattr(target, key)))
+        except ValueError as exc:
+            raise ValueError(f"--set {key}={text}: {exc}") from None
     cfg.model.validate()
     return cfg
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="demo", help="paper (Table 3), demo (shipped checkpoints) or tiny (tests)")
+    parser.add_argument("--preset", help="paper (Table 3), demo (shipped checkpoints; the default), cpu (a small "
+                        "model for CPUs) or tiny (tests); when resuming, the run's own settings")
     parser.add_argument("--data", help="dataset path (see README)")
     parser.add_argument("--out", help="run directory")
     parser.add_argument("--resume", help="'auto' (newest checkpoint in --out) or a checkpoint path")
@@ -246,16 +280,32 @@ def check_batch(cfg: TrainConfig, world: int) -> int:
     return local
 
 
-def config_from_args(dataset: str, args: argparse.Namespace) -> TrainConfig:
-    cfg = preset(dataset, args.preset)
+DEFAULT_PRESET = "demo"
+
+
+def default_out(dataset: str, preset_name: str) -> str:
+    return f"runs/{dataset}-{preset_name}"
+
+
+def config_from_args(dataset: str, args: argparse.Namespace, saved: dict[str, Any] | None = None) -> TrainConfig:
+    """The preset, then the flags given. `saved` (the config stored in the checkpoint being resumed) replaces the
+    preset, so that `--resume auto` alone continues a run with its own settings; flags given still apply."""
+    if saved is None:
+        cfg = preset(dataset, args.preset or DEFAULT_PRESET)
+    else:
+        cfg = TrainConfig.from_dict(saved)
+        if args.preset and args.preset != cfg.preset:
+            raise ValueError(f"the checkpoint being resumed was trained with --preset {cfg.preset}, "
+                             f"not {args.preset}; leave --preset out to continue it")
     for name in ("data", "out", "resume", "kimg", "batch", "device", "precision", "compile", "seed", "max_minutes"):
         value = getattr(args, name)
         if value is not None:
             setattr(cfg, name, value)
     if args.download:
         cfg.download = True
-    if args.out is None:
-        cfg.out = f"runs/{dataset}-{cfg.preset}"
+    if args.out is None and saved is None:
+        cfg.out = default_out(dataset, cfg.preset)
     apply_overrides(cfg, args.set)
+    cfg.validate()
     check_batch(cfg, int(os.environ.get("WORLD_SIZE", 1)))  # torchrun's process count
     return cfg

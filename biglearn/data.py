@@ -3,10 +3,12 @@
 MNIST: an `.npz` with x_train/y_train/x_test/y_test, or torchvision's `MNIST/raw` IDX layout.
 Faces (CelebA): a folder of images (searched recursively; covers torchvision's `celeba/img_align_celeba`), `.tar`
 shards of JPEGs, or a single image file; any mix of resolutions. Each image is centre-cropped to the face square
-and resized. Folder and tar sets are split train/test by a hash of the file name, so the split does not depend
-on the layout or on which shards are present.
+and resized; a square image is taken to be a face square already (an aligned CelebA image never is square, a
+packed one always is) and is only resized. Folder and tar sets are split train/test by a hash of the file name,
+so the split does not depend on the layout or on which shards are present.
 
-`python -m biglearn.data pack ...` writes a small preprocessed copy that travels with the repository.
+`python -m biglearn.data pack ...` writes a small preprocessed copy that travels with the repository. It checks
+its source first and writes through a temporary file, so a failed pack never replaces an existing one.
 """
 from __future__ import annotations
 
@@ -14,11 +16,17 @@ import argparse
 import gzip
 import hashlib
 import io
+import secrets
 import shutil
+import sys
 import tarfile
 import warnings
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -28,6 +36,7 @@ from PIL import Image
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 TEST_EVERY = 20  # 1 file name in 20 (by hash) is held out as the test split of folder/tar sets
 SPLITS = ("train", "test", "all")
+MNIST_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 @dataclass
@@ -69,15 +78,51 @@ def _find_idx(root: Path, stem: str) -> Path:
     raise DataError(f"no {stem}[.gz] under {root} (expected torchvision's MNIST/raw layout or an .npz)")
 
 
+def read_mnist_npz(path: Path, names: Sequence[str] = MNIST_ARRAYS) -> list[np.ndarray]:
+    """The named arrays of an MNIST `.npz`; a DataError naming the file and the arrays expected otherwise."""
+    expected = f"expected an MNIST .npz with arrays {', '.join(MNIST_ARRAYS)}"
+    try:
+        arrays = np.load(path, allow_pickle=False)
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise DataError(f"{path} holds a single array; {expected}")
+        with arrays:
+            missing = [name for name in MNIST_ARRAYS if name not in arrays.files]
+            if missing:
+                raise DataError(f"{path} has no {', '.join(missing)}; {expected}")
+            return [arrays[name] for name in names]
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # not numpy's message: for a file that is no .npz at all it advises allow_pickle=True, which is wrong here
+        raise DataError(f"{path} is not a readable .npz; {expected}") from exc
+
+
+def _outermost_missing(path: Path) -> Path:
+    """The highest folder of `path` that does not exist yet, i.e. everything that creating `path` adds."""
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def download_mnist(path: Path) -> None:
+    """Fetch MNIST with torchvision into the new folder `path`; a failed try leaves nothing, so a retry starts clean."""
+    from torchvision.datasets import MNIST  # only with an explicit --download
+    created = _outermost_missing(path)
+    try:
+        for train in (True, False):
+            MNIST(str(path), train=train, download=True)
+    except Exception as exc:  # no network, a mirror down, a bad checksum: all leave a partial folder
+        shutil.rmtree(created, ignore_errors=True)
+        raise DataError(f"download failed: {exc}") from exc
+
+
 def load_mnist(path: str | Path, size: int, split: str = "train", download: bool = False) -> ImageSet:
     path = Path(path)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
     if not path.exists():
         if download:
-            from torchvision.datasets import MNIST  # only with an explicit --download
-            MNIST(str(path), train=True, download=True)
-            MNIST(str(path), train=False, download=True)
+            download_mnist(path)
         else:
             raise DataError(f"MNIST data not found at {path}; pass an mnist.npz, a torchvision MNIST folder, "
                             "or --download to fetch it")
@@ -85,9 +130,9 @@ def load_mnist(path: str | Path, size: int, split: str = "train", download: bool
     images, labels = [], []
     for part in parts:
         if path.is_file():
-            with np.load(path) as arrays:
-                images.append(arrays[f"x_{part}"])
-                labels.append(arrays[f"y_{part}"])
+            x, y = read_mnist_npz(path, (f"x_{part}", f"y_{part}"))
+            images.append(x)
+            labels.append(y)
         else:
             prefix = "train" if part == "train" else "t10k"
             images.append(_read_idx(_find_idx(path, f"{prefix}-images-idx3-ubyte")))
@@ -98,8 +143,14 @@ def load_mnist(path: str | Path, size: int, split: str = "train", download: bool
 
 # ---------------------------------------------------------------- faces
 def face_crop(image: Image.Image) -> Image.Image:
-    """Centre square around the face of an aligned CelebA image (140 px of 178x218), scaled to any resolution."""
+    """Centre square around the face of an aligned CelebA image (140 px of 178x218), scaled to any resolution.
+
+    A square image is returned as is: an aligned CelebA image is never square, so a square one is taken to be a
+    face square already (e.g. from `pack_faces`); cropping it again would zoom in by 178/140.
+    """
     w, h = image.size
+    if w == h:
+        return image
     side = min(round(w * 140 / 178), h)
     left, top = (w - side) // 2, (h - side) // 2
     return image.crop((left, top, left + side, top + side))
@@ -126,16 +177,24 @@ def iter_image_bytes(path: Path):
     """Yield (name, bytes) for every image in a file, a tar, or a folder of images and tars."""
     if path.is_file():
         if path.suffix == ".tar":
-            with tarfile.open(path) as tar:
-                for member in tar:
-                    if member.isfile() and member.name.lower().endswith(IMAGE_SUFFIXES):
-                        yield member.name, tar.extractfile(member).read()
+            yield from _iter_tar(path)
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             yield path.name, path.read_bytes()
         return
     for child in sorted(path.rglob("*")):
         if child.is_file() and (child.suffix == ".tar" or child.suffix.lower() in IMAGE_SUFFIXES):
             yield from iter_image_bytes(child)
+
+
+def _iter_tar(path: Path) -> Iterator[tuple[str, bytes]]:
+    """Yield (name, bytes) for every image in one tar shard."""
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if member.isfile() and member.name.lower().endswith(IMAGE_SUFFIXES):
+                    yield member.name, tar.extractfile(member).read()
+    except tarfile.TarError as exc:  # unlike one bad image, a bad shard is not skipped: it hides many images
+        raise DataError(f"{path} is not a readable .tar (corrupt or truncated); copy it again or remove it") from exc
 
 
 def load_faces(path: str | Path, size: int, split: str = "train", channels: int = 3,
@@ -177,12 +236,40 @@ def load_dataset(dataset: str, path: str | Path, size: int, split: str = "train"
 
 
 # ---------------------------------------------------------------- packing a small copy for remote machines
-def pack_faces(src: Path, dst: Path, size: int, quality: int = 85) -> int:
-    """Re-encode every readable face at `size` px into one tar, keeping file names (and so the split)."""
+@contextmanager
+def _replacing(dst: Path) -> Iterator[BinaryIO]:
+    """A new file that replaces `dst` only when the block succeeds; on any failure it is removed and `dst` kept."""
+    if dst.is_dir():
+        raise DataError(f"--out {dst} is a folder; name the file to write")
     dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(8)}.tmp")
+    file = open(tmp, "xb")  # "x": never someone else's file, so removing it below is always safe
+    try:
+        with file:
+            yield file
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def pack_mnist(src: Path, dst: Path) -> None:
+    """Copy an MNIST `.npz` once it has been read as one."""
+    if not src.exists():
+        raise DataError(f"MNIST data not found at {src}; pack --dataset mnist copies an mnist.npz file")
+    read_mnist_npz(src)
+    with _replacing(dst) as out, open(src, "rb") as file:
+        shutil.copyfileobj(file, out)
+
+
+def pack_faces(src: Path, dst: Path, size: int, quality: int = 85) -> int:
+    """Re-encode every readable face at `size` px into one tar, keeping file names (and so the split).
+
+    The faces are stored cropped (square), so loading the pack crops nothing more; see `face_crop`.
+    """
+    if not src.exists():
+        raise DataError(f"image data not found at {src}; pass a folder of images or .tar shards of JPEGs")
     count = 0
-    tmp = dst.with_suffix(".tmp")
-    with tarfile.open(tmp, "w") as tar:
+    with _replacing(dst) as out, tarfile.open(fileobj=out, mode="w") as tar:
         for name, data in iter_image_bytes(src):
             try:
                 array = decode_image(data, size, 3)
@@ -195,11 +282,12 @@ def pack_faces(src: Path, dst: Path, size: int, quality: int = 85) -> int:
             buffer.seek(0)
             tar.addfile(info, buffer)
             count += 1
-    tmp.replace(dst)
+        if not count:
+            raise DataError(f"no readable images under {src}; nothing packed, {dst} left as it was")
     return count
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Pack a preprocessed copy of a dataset (small enough to travel).")
     sub = parser.add_subparsers(dest="command", required=True)
     pack = sub.add_parser("pack")
@@ -207,16 +295,22 @@ def main() -> None:
     pack.add_argument("--data", required=True)
     pack.add_argument("--size", type=int, default=64, help="face resolution to store (faces only)")
     pack.add_argument("--out", required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.size < 1:
+        parser.error("--size must be at least 1")
     src, dst = Path(args.data), Path(args.out)
-    if args.dataset == "mnist":
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-        print(f"copied {src} -> {dst} ({dst.stat().st_size / 2**20:.1f} MiB)")
-    else:
-        count = pack_faces(src, dst, args.size)
-        print(f"packed {count} faces at {args.size}px -> {dst} ({dst.stat().st_size / 2**20:.1f} MiB)")
+    try:
+        if args.dataset == "mnist":
+            pack_mnist(src, dst)
+            print(f"copied {src} -> {dst} ({dst.stat().st_size / 2**20:.1f} MiB)")
+        else:
+            count = pack_faces(src, dst, args.size)
+            print(f"packed {count} faces at {args.size}px -> {dst} ({dst.stat().st_size / 2**20:.1f} MiB)")
+    except (DataError, OSError) as exc:  # the user's paths, not a bug: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

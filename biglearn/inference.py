@@ -24,9 +24,16 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def resolve_device(name: str | None = "auto") -> torch.device:
+    """auto (CUDA when there is one), cpu, cuda or cuda:N; ValueError for other names and for CUDA without one."""
     if name in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: CUDA is not available here; use cpu (or auto)")
+    return device
 
 
 def resolve_checkpoint(name_or_path: str | Path) -> Path:

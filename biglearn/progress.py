@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 
@@ -23,18 +25,33 @@ def format_eta(seconds: float) -> str:
 
 
 class Reporter:
-    """Status line, stats.jsonl and TensorBoard scalars (rank 0 only)."""
+    """Status line, stats.jsonl and TensorBoard scalars (rank 0 only).
 
-    def __init__(self, run_dir: Path, enabled: bool):
+    resumed_at: images seen at the checkpoint the run starts from (0 for a new run). Rows logged after that
+    point by an earlier, killed process are dropped, so that resuming does not log those ticks twice.
+    """
+
+    def __init__(self, run_dir: Path, enabled: bool, resumed_at: int | None = None):
         self.enabled = enabled
         self.writer = None
+        self.stats_path = run_dir / "stats.jsonl"
+        if enabled and resumed_at is not None:
+            self._drop_rows_after(resumed_at)
         if enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+                purge = resumed_at + 1 if resumed_at is not None else None  # TensorBoard's step = images seen
+                self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
             except ImportError:
                 print("tensorboard is not installed: scalars go to stats.jsonl only", file=sys.stderr)
-        self.stats_path = run_dir / "stats.jsonl"
+
+    def _drop_rows_after(self, images_seen: int) -> None:
+        if not self.stats_path.exists():
+            return
+        rows = self.stats_path.read_text().splitlines()
+        kept = [row for row in rows if row.strip() and round(json.loads(row)["kimg"] * 1000) <= images_seen]
+        if len(kept) != len(rows):
+            self.stats_path.write_text("".join(row + "\n" for row in kept))
 
     def tick(self, record: dict, line: str) -> None:
         if not self.enabled:
@@ -51,3 +68,28 @@ class Reporter:
     def close(self) -> None:
         if self.writer:
             self.writer.close()
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) asks the loop to stop after the current step, with a checkpoint; a second Ctrl-C aborts.
+
+    Only in the main thread of a one-process run: torchrun's ranks could stop at different steps and hang.
+    """
+
+    def __init__(self, enabled: bool):
+        self.requested = False
+        self.previous = None
+        if enabled and threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping with a checkpoint after this step (Ctrl-C again to abort)", file=sys.stderr,
+              flush=True)
+
+    def close(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None

@@ -12,15 +12,16 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from biglearn.checkpoint import (check_model_config, checkpoint_path, export_sampling_checkpoint,
-                                 list_checkpoints, load_training_state, prune_checkpoints, save_training_state)
+from biglearn.checkpoint import (CheckpointError, check_model_config, checkpoint_path, export_sampling_checkpoint,
+                                 list_checkpoints, load_training_state, prune_checkpoints, remove_stale_temp_files,
+                                 save_training_state)
 from biglearn.config import TrainConfig, check_batch
 from biglearn.data import load_dataset
 from biglearn.inference import Completer, resolve_device
 from biglearn.metrics.snapshot import load_judge, snapshot_metrics
 from biglearn.nn.discriminator import Discriminator
 from biglearn.nn.generator import Generator
-from biglearn.progress import Progress, Reporter, TrainingDiverged, format_eta
+from biglearn.progress import Progress, Reporter, StopRequest, TrainingDiverged, format_eta
 from biglearn.sheets import write_training_sheets
 from biglearn.step import LOSS_NAMES, Networks, TrainStep
 
@@ -72,8 +73,10 @@ def restore(nets: Networks, cfg: TrainConfig, path: Path, device: torch.device, 
     nets.G.load_state_dict(state["G"])
     nets.D.load_state_dict(state["D"])
     nets.G_ema.load_state_dict(state["G_ema"])
-    nets.opt_g.load_state_dict(state["opt_g"])
-    nets.opt_d.load_state_dict(state["opt_d"])
+    for opt, key in ((nets.opt_g, "opt_g"), (nets.opt_d, "opt_d")):
+        opt.load_state_dict(state[key])
+        for group in opt.param_groups:  # the state dict brings its own; settings given for this run win (lr: per step)
+            group.update(betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
     progress = Progress(int(state["step"]), int(state["images_seen"]))
     if rank == 0:
         torch.set_rng_state(state["rng_cpu"])
@@ -124,21 +127,25 @@ def snapshot_text(record: dict) -> str:
 
 def train(cfg: TrainConfig) -> Path:
     """Train (or resume) a run in cfg.out; returns the run directory."""
-    cfg.model.validate()
+    cfg.validate()
     device, rank, world = setup_distributed(cfg)
     distributed = world > 1
     local_batch = check_batch(cfg, world)
     run_dir = Path(cfg.out)
+    resume_path = find_resume(cfg)
+    if resume_path is None and list_checkpoints(run_dir):
+        raise CheckpointError(f"{run_dir} already holds a run ({list_checkpoints(run_dir)[-1].name}); continue it with "
+                              "--resume auto, or choose another --out")
     torch.manual_seed(cfg.seed + 1_000_003 * rank)
 
     data = load_dataset(cfg.model.dataset, cfg.data, cfg.model.image_size, "train",
                         limit=cfg.limit_images, download=cfg.download)
     images = data.images.to(device)  # uint8 on the device; batches are indexed there
     nets = build_networks(cfg, device, distributed)
-    resume_path = find_resume(cfg)
     progress = restore(nets, cfg, resume_path, device, rank) if resume_path else Progress()
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(run_dir)
         (run_dir / "config.json").write_text(cfg.to_json())
         start = f"resuming from {resume_path} at kimg {progress.images_seen / 1000:.2f}" if resume_path else "starting"
         print(f"{start}: {len(images)} training images, device {device}, {world} process(es), "
@@ -148,7 +155,8 @@ def train(cfg: TrainConfig) -> Path:
                   "is slow", flush=True)
     sheet_images = data.images[torch.randperm(len(data.images), generator=torch.Generator().manual_seed(123))[:8]]
     step_fn = TrainStep(nets, cfg, device)
-    reporter = Reporter(run_dir, rank == 0)
+    reporter = Reporter(run_dir, rank == 0, resumed_at=progress.images_seen)
+    stop = StopRequest(enabled=not distributed)
     judge = load_judge(cfg.model.dataset, device) if rank == 0 and cfg.snapshot_samples else None
 
     total_images = int(cfg.kimg * 1000)
@@ -171,6 +179,7 @@ def train(cfg: TrainConfig) -> Path:
             progress.images_seen += cfg.batch
             done = progress.images_seen >= total_images
             out_of_time = cfg.max_minutes and time.time() - start_time > cfg.max_minutes * 60
+            out_of_time = out_of_time or stop.requested
             if progress.images_seen - tick_start_images < tick_images and not done and not out_of_time:
                 continue
             # ---- tick: the only host sync
@@ -195,20 +204,26 @@ def train(cfg: TrainConfig) -> Path:
             if cfg.max_minutes:
                 eta = min(eta, cfg.max_minutes * 60 - (now - start_time))
             ticks += 1
-            if rank == 0 and (ticks % cfg.snap_ticks == 0 or done or out_of_time):
-                save(nets, cfg, progress, run_dir, device)
+            snapshot = rank == 0 and (ticks % cfg.snap_ticks == 0 or done or out_of_time)
+            if snapshot:
                 completer = Completer(nets.G_ema, device)
                 write_training_sheets(completer, sheet_images, run_dir / "samples", f"img{progress.images_seen:09d}")
                 if cfg.snapshot_samples:
                     record.update(snapshot_metrics(completer, cfg.snapshot_samples, judge))
+            # The row before the checkpoint: a run killed in between resumes from the previous checkpoint, and the
+            # reporter then drops the rows after it.
             reporter.tick(record, status_line(record, cfg.kimg, eta))
+            if snapshot:
+                save(nets, cfg, progress, run_dir, device)
             loss_sum.zero_()
             loss_steps, tick_start, tick_start_images = 0, now, progress.images_seen
             if out_of_time:
                 if rank == 0:
-                    print(f"stopping after --max-minutes {cfg.max_minutes:g}; resume with --resume auto", flush=True)
+                    why = "on Ctrl-C" if stop.requested else f"after --max-minutes {cfg.max_minutes:g}"
+                    print(f"stopping {why}; resume with --resume auto", flush=True)
                 break
     finally:
+        stop.close()
         reporter.close()
         if distributed:
             dist.destroy_process_group()

@@ -78,11 +78,87 @@ def test_killed_run_resumes_bit_for_bit(tmp_path, mnist_npz):
     first = list_checkpoints(killed)
     assert first, "no checkpoint before the kill"
     assert torch.load(first[-1], weights_only=True)["images_seen"] < 400, "the run finished before the kill"
-    resumed = run_cli("train_mnist.py", *args, "--out", str(killed), "--resume", "auto")
+    # No other flag: the run continues with its own settings (preset, data, length, tick), not the defaults.
+    resumed = run_cli("train_mnist.py", "--out", str(killed), "--resume", "auto")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stdout
     a, b = final_weights(straight), final_weights(killed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # the ticks logged after the last checkpoint by the killed process are not logged twice
+    assert stats_kimg(killed) == stats_kimg(straight)
+
+
+def stats_kimg(run: Path) -> list[float]:
+    return [json.loads(line)["kimg"] for line in (run / "stats.jsonl").read_text().splitlines()]
+
+
+def test_ctrl_c_stops_with_a_checkpoint_that_resumes(tmp_path, mnist_npz):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(REPO / "train" / "train_mnist.py"), *TINY, "--data", str(mnist_npz),
+                             "--out", str(out), "--kimg", "100", "--set", "tick_kimg=0.016",
+                             "--set", "snap_ticks=1000"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert "kimg" in proc.stdout.readline() + proc.stdout.readline()  # the start line, then a first tick
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "stopping on Ctrl-C" in stdout and "Traceback" not in stderr
+    saved = torch.load(list_checkpoints(out)[-1], weights_only=True)
+    assert 0 < saved["images_seen"] < 100_000
+    assert run_cli("train_mnist.py", "--out", str(out), "--resume", "auto", "--kimg",
+                   str(saved["images_seen"] / 1000 + 0.016)).returncode == 0
+
+
+def test_a_new_run_into_a_used_folder_is_refused_and_changes_nothing(tmp_path, mnist_npz):
+    out = tmp_path / "run"
+    assert run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(out),
+                   "--kimg", "0.016").returncode == 0
+    before = {p.name: p.read_bytes() for p in [*out.glob("*.pt"), *out.glob("export/*"), out / "config.json"]}
+    result = run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(out), "--kimg", "0.032")
+    assert result.returncode == 2 and "--resume auto" in result.stderr and "Traceback" not in result.stderr
+    assert {p.name: p.read_bytes() for p in [*out.glob("*.pt"), *out.glob("export/*"), out / "config.json"]} == before
+
+
+def test_resuming_applies_new_optimizer_settings_and_clears_stale_temp_files(tmp_path, mnist_npz):
+    out = tmp_path / "run"
+    assert run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(out),
+                   "--kimg", "0.016").returncode == 0
+    stale = out / ".checkpoint-00000099.pt.abc.tmp"  # what a kill in the middle of a save leaves
+    stale.write_bytes(b"half")
+    result = run_cli("train_mnist.py", "--out", str(out), "--resume", "auto", "--kimg", "0.032",
+                     "--set", "betas=0.5,0.9", "--set", "eps=1e-6")
+    assert result.returncode == 0, result.stderr
+    group = torch.load(list_checkpoints(out)[-1], weights_only=True)["opt_g"]["param_groups"][0]
+    assert (tuple(group["betas"]), group["eps"]) == ((0.5, 0.9), 1e-6)
+    assert json.loads((out / "config.json").read_text())["betas"] == [0.5, 0.9]
+    assert not stale.exists()
+
+
+def test_resume_errors_name_the_problem(tmp_path, mnist_npz):
+    out = tmp_path / "run"
+    assert run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(out),
+                   "--kimg", "0.016").returncode == 0
+    exported = run_cli("train_mnist.py", "--resume", str(out / "export" / "model.safetensors"))
+    assert exported.returncode == 2 and "not a training checkpoint" in exported.stderr
+    newest = list_checkpoints(out)[-1]
+    newest.write_bytes(b"")  # a save cut short
+    truncated = run_cli("train_mnist.py", "--out", str(out), "--resume", "auto")
+    assert truncated.returncode == 2 and "cannot read training checkpoint" in truncated.stderr
+    assert "weights_only" not in truncated.stderr  # torch's advice to unpickle is not passed on
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["--set", "snap_ticks=0"], "snap_ticks must be >= 1"),
+    (["--set", "betas=0.1"], "betas must be two values"),
+    (["--set", "precision=fp16"], "precision must be fp32 or bf16"),
+    (["--set", "lr=abc"], "--set lr=abc"),
+    (["--set", "patch_size=0"], "patch_size must be positive"),
+    (["--device", "banana"], "unknown device"),
+])
+def test_bad_settings_are_refused_before_anything_runs(flags, expected):
+    result = run_cli("train_mnist.py", "--preset", "tiny", *flags, "--dry-run")
+    assert result.returncode == 2
+    assert expected in result.stderr and "Traceback" not in result.stderr
 
 
 def test_torchrun_two_processes_on_cpu(tmp_path, mnist_npz):
