@@ -29,8 +29,8 @@ from torch.profiler import ProfilerActivity
 from torch.profiler import profile as profile_ops
 from torch.utils.flop_counter import FlopCounterMode
 
-from biglearn.config import TrainConfig, apply_overrides, preset
-from biglearn.inference import PRECISIONS, Completer
+from biglearn.config import TrainConfig, apply_overrides, check_batch, preset
+from biglearn.inference import PRECISIONS, Completer, resolve_device
 from biglearn.multimodal.model import DigitsModel
 from biglearn.nn.generator import Generator
 from biglearn.step import PHASES, TrainStep
@@ -233,13 +233,22 @@ def main(argv: list[str] | None = None) -> None:
                         help="also time the fast step with these overrides, in the same process (repeatable)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    cuda = device.type == "cuda"
-    cfg = apply_overrides(preset(args.dataset, args.preset), args.set)
-    if args.batch:
-        cfg.batch = args.batch
-    fast = dataclasses.replace(cfg, precision=args.precision or ("bf16" if cuda else "fp32"),
-                               compile=cuda if args.compile is None else args.compile)
+    try:  # the user's mistakes (a typo in --set or --variant included) fail here, before minutes of timing
+        device = resolve_device(args.device)
+        cuda = device.type == "cuda"
+        cfg = apply_overrides(preset(args.dataset, args.preset), args.set)
+        if args.batch is not None:
+            cfg.batch = args.batch
+        fast = dataclasses.replace(cfg, precision=args.precision or ("bf16" if cuda else "fp32"),
+                                   compile=cuda if args.compile is None else args.compile)
+        variants = [(text, apply_overrides(copy.deepcopy(fast), text.split(","))) for text in args.variant]
+        for checked in (fast, *(v for _, v in variants)):
+            checked.validate()
+            check_batch(checked, 1)
+        if args.iters < 1 or args.warmup < 0:
+            raise ValueError("--iters must be at least 1 and --warmup at least 0")
+    except ValueError as exc:
+        parser.error(str(exc))
     report = {"dataset": args.dataset, "preset": args.preset, "batch": cfg.batch, "device": str(device),
               "device_name": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": torch.__version__,
               "precision": fast.precision, "compile": fast.compile}
@@ -256,8 +265,6 @@ def main(argv: list[str] | None = None) -> None:
               f"{report['cpu_bf16_ms_10']:.1f} ms (bf16)")
         write_report(args.json, report)
         return
-    # Parsed before anything runs, so that a mistyped key fails at once rather than after minutes of timing.
-    variants = [(text, apply_overrides(copy.deepcopy(fast), text.split(","))) for text in args.variant]
     if cuda:  # first: every measurement below reports its MFU as soon as it is taken
         report["peak_bf16_tflops"] = measure_matmul_peak(device)
     report["flops_per_image"] = count_flops_per_image(cfg, device)

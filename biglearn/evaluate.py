@@ -27,7 +27,7 @@ from biglearn import figures
 from biglearn.checkpoint import CheckpointError
 from biglearn.classifier import class_coverage, load_classifier
 from biglearn.data import DataError, ImageSet, load_dataset, load_faces
-from biglearn.inference import REPO_CHECKPOINTS, Completer
+from biglearn.inference import REPO_CHECKPOINTS, Completer, resolve_device
 from biglearn.metrics.diversity import complete_in_batches, diversity_sweep, joint_samples, source_masks
 from biglearn.metrics.features import frechet_distance, kernel_inception_distance
 from biglearn.metrics.swd import SWDReference
@@ -60,6 +60,15 @@ class EvalConfig:
     ratios: tuple[float, ...] = field(default=SHEET_RATIOS)
 
 
+def check_settings(cfg: EvalConfig) -> None:
+    resolve_device(cfg.device)
+    for name, least in (("n", 2), ("k", 2), ("diversity_images", 1), ("batch", 1)):
+        if getattr(cfg, name) < least:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(cfg, name)}")
+    if cfg.ood != EvalConfig.ood and not Path(cfg.ood).is_dir():  # the default may be absent (a user's clone)
+        raise ValueError(f"--ood {cfg.ood} is not a folder of out-of-domain image sets")
+
+
 def check_output_folder(cfg: EvalConfig) -> None:
     """Refuse to write sheets of real faces / OOD images into tracked parts of the repo (licensing)."""
     if cfg.repo_safe:
@@ -81,7 +90,8 @@ def real_sets(completer: Completer, cfg: EvalConfig) -> tuple[ImageSet, ImageSet
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))
     n = min(cfg.n, len(data) // 2)
     if n < 2:
-        raise DataError(f"the {cfg.split} split has {len(data)} image(s); need at least 4")
+        raise DataError(f"the {cfg.split} split of {cfg.data or DEFAULT_DATA[model.dataset]} has {len(data)} "
+                        "image(s); need at least 4")
 
     def subset(index: torch.Tensor) -> ImageSet:
         return ImageSet(data.images[index], None if data.labels is None else data.labels[index])
@@ -235,9 +245,12 @@ def ood_images(completer: Completer, cfg: EvalConfig) -> torch.Tensor | None:
 
 def evaluate(cfg: EvalConfig) -> dict:
     """Run every measurement and figure for one checkpoint; returns the metrics written to OUT/metrics.json."""
-    if cfg.k < 2:
-        raise ValueError("--k must be at least 2 (the issue asks for >= 8)")
+    check_settings(cfg)
     check_output_folder(cfg)
+    try:  # now, not after minutes of measuring
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot write to --out {cfg.out}: {exc.strerror or exc}") from None
     start = time.time()
     completer = Completer.from_pretrained(cfg.checkpoint, device=cfg.device)
     model = completer.cfg

@@ -71,3 +71,16 @@ def test_a_profile_that_cannot_be_written_keeps_the_timing(tmp_path):
           "--no-inference", "--no-reference", "--json", str(out), "--profile", str(blocked / "profile.txt")])
     fast = json.loads(out.read_text())["fast"]
     assert fast["img_per_s"] > 0 and "profile_error" in fast
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--preset", "cpu"], "unknown preset 'cpu' for celeba"),
+    (["--dataset", "mnist", "--preset", "tiny", "--variant", "r1_evry=16"], "unknown config key 'r1_evry'"),
+    (["--dataset", "mnist", "--preset", "tiny", "--iters", "0"], "--iters must be at least 1"),
+    (["--dataset", "mnist", "--preset", "tiny", "--device", "banana"], "unknown device"),
+    (["--dataset", "mnist", "--preset", "demo", "--batch", "6"], "not a multiple of d_mbstd_group"),
+])
+def test_bad_arguments_fail_at_once_with_a_message(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and expected in capsys.readouterr().err

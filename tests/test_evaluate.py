@@ -109,6 +109,26 @@ def test_repo_safe_run_writes_no_real_faces_or_ood_images(tiny, tmp_path):
     assert not written & {"fig3-random.png", "fig4-many-s.png", "fig5-ood.png", "fig5-mixed.png"}
 
 
+@pytest.mark.parametrize("argv,expected", [
+    (["--n", "0"], "--n must be at least 2"),
+    (["--batch", "0"], "--batch must be at least 1"),
+    (["--diversity-images", "0"], "--diversity-images must be at least 1"),
+    (["--device", "banana"], "unknown device"),
+    (["--ood", "/nowhere"], "--ood /nowhere is not a folder"),
+])
+def test_bad_settings_fail_before_any_measurement(argv, expected, tmp_path, capsys):
+    assert main(["--checkpoint", "mnist", "--out", str(tmp_path / "e"), *argv]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+
+
+def test_an_unwritable_output_folder_fails_before_any_measurement(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["--checkpoint", "mnist", "--out", str(blocker / "e")]) == 2
+    assert "cannot write to --out" in capsys.readouterr().err
+
+
 def test_output_inside_the_repo_must_be_git_ignored_unless_repo_safe():
     with pytest.raises(ValueError, match="inside the repository"):
         check_output_folder(EvalConfig(checkpoint="x", out=REPO / "checkpoints" / "celeba" / "eval"))
