@@ -56,7 +56,7 @@ def save_training_state(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save({**state, "format_version": FORMAT_VERSION}, tmp))
 
 
-TRAINING_STATE_KEYS = ("G", "D", "G_ema", "opt_g", "opt_d", "step", "images_seen", "rng_cpu", "config")
+TRAINING_STATE_KEYS = ("step", "images_seen", "rng_cpu", "config")  # what every trainer of the project saves
 
 
 def load_training_state(path: Path) -> dict[str, Any]:
@@ -74,6 +74,14 @@ def load_training_state(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a training checkpoint (it lacks {', '.join(missing)}); resume from a "
                               "checkpoint-*.pt of a run folder, not from an exported model")
     return state
+
+
+def refuse_used_folder(run_dir: Path) -> None:
+    """A new run must not start in a folder that holds another run: its saves would prune and overwrite it."""
+    found = list_checkpoints(run_dir)
+    if found:
+        raise CheckpointError(f"{run_dir} already holds a run ({found[-1].name}); continue it with --resume auto, "
+                              "or choose another --out")
 
 
 def remove_stale_temp_files(run_dir: Path) -> None:

@@ -12,8 +12,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from biglearn.checkpoint import (CheckpointError, check_model_config, checkpoint_path, export_sampling_checkpoint,
-                                 list_checkpoints, load_training_state, prune_checkpoints, remove_stale_temp_files,
+from biglearn.checkpoint import (check_model_config, checkpoint_path, export_sampling_checkpoint, list_checkpoints,
+                                 load_training_state, prune_checkpoints, refuse_used_folder, remove_stale_temp_files,
                                  save_training_state)
 from biglearn.config import TrainConfig, check_batch
 from biglearn.data import load_dataset
@@ -133,9 +133,8 @@ def train(cfg: TrainConfig) -> Path:
     local_batch = check_batch(cfg, world)
     run_dir = Path(cfg.out)
     resume_path = find_resume(cfg)
-    if resume_path is None and list_checkpoints(run_dir):
-        raise CheckpointError(f"{run_dir} already holds a run ({list_checkpoints(run_dir)[-1].name}); continue it with "
-                              "--resume auto, or choose another --out")
+    if resume_path is None:
+        refuse_used_folder(run_dir)
     torch.manual_seed(cfg.seed + 1_000_003 * rank)
 
     data = load_dataset(cfg.model.dataset, cfg.data, cfg.model.image_size, "train",

@@ -165,6 +165,14 @@ def test_resume_continues_bit_for_bit(tmp_path, mnist_npz):
             assert torch.equal(value, b[part][key]), (part, key)
 
 
+def test_a_new_run_into_a_used_folder_is_refused(tmp_path, mnist_npz):
+    run = train(tiny_config(mnist_npz, tmp_path / "run", kimg=0.128))
+    before = list_checkpoints(run)
+    with pytest.raises(CheckpointError, match="--resume auto"):
+        train(tiny_config(mnist_npz, tmp_path / "run"))
+    assert list_checkpoints(run) == before
+
+
 def test_resume_with_another_model_is_refused(tmp_path, mnist_npz):
     train(tiny_config(mnist_npz, tmp_path / "run", kimg=0.128))
     cfg = tiny_config(mnist_npz, tmp_path / "run", resume="auto")

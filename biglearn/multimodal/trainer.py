@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from biglearn.checkpoint import (check_model_config, checkpoint_path, list_checkpoints, load_training_state,
-                                 prune_checkpoints, save_training_state)
+                                 prune_checkpoints, refuse_used_folder, remove_stale_temp_files, save_training_state)
 from biglearn.cli import run_training
 from biglearn.config import apply_overrides
 from biglearn.data import load_dataset
@@ -131,7 +131,10 @@ def _train(cfg: DigitsTrainConfig, device: torch.device) -> Path:
     found = list_checkpoints(run_dir) if cfg.resume == "auto" else [Path(cfg.resume)] if cfg.resume else []
     if found:
         run.load(load_training_state(found[-1]))
+    else:
+        refuse_used_folder(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(run_dir)
     (run_dir / "config.json").write_text(cfg.to_json())
     where = f"resuming {run.stage} from {found[-1]}" if found else "starting"
     print(f"{where}: {len(images)} training digits, device {device}, run dir {run_dir}", flush=True)
