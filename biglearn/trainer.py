@@ -146,7 +146,8 @@ def train(cfg: TrainConfig) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(run_dir)
         (run_dir / "config.json").write_text(cfg.to_json())
-        start = f"resuming from {resume_path} at kimg {progress.images_seen / 1000:.2f}" if resume_path else "starting"
+        start = (f"resuming from {resume_path} at kimg {progress.images_seen / 1000:.2f}" if resume_path
+                 else f"starting (no checkpoint in {run_dir} to resume)" if cfg.resume else "starting")
         print(f"{start}: {len(images)} training images, device {device}, {world} process(es), "
               f"batch {cfg.batch}, run dir {run_dir}", flush=True)
         if cfg.compile:  # otherwise a silent minute looks like a hang
