@@ -109,7 +109,7 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
                         new_input = gr.Button("New input made up by the model", elem_id="new-input")
                     with gr.Column(scale=4, min_width=340):
                         with gr.Tabs():
-                            with gr.Tab("Click patches", elem_id="tab-click"):
+                            with gr.Tab("Click patches", elem_id="tab-click") as click_tab:
                                 grid = gr.Image(label="Patch grid: bright = kept (S), dim = generated (T)",
                                                 elem_id="grid", **IMAGE_OUT)
                                 action = gr.Radio(list(CLICK_ACTIONS), value="toggle", elem_id="click-action",
@@ -225,8 +225,11 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
                     return shown
 
         def on(trigger, handler, inputs=(), **kwargs):
-            trigger(lambda box, *args: run(handler, box, *args), [state, *inputs], outputs,
-                    api_visibility="private", **kwargs)
+            # Progress on the grid and status only: every event lists every component as an output, and a
+            # progress overlay left on the brush editor swallowed the next strokes (headless Chromium).
+            kwargs.setdefault("show_progress_on", [grid, status])
+            return trigger(lambda box, *args: run(handler, box, *args), [state, *inputs], outputs,
+                           api_visibility="private", **kwargs)
 
         def start(box: SessionBox | None):
             box = box or SessionBox()
@@ -261,13 +264,17 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
         grid.select(grid_click, [state, action], outputs, api_visibility="private", trigger_mode="multiple",
                     concurrency_limit=1, show_progress="hidden")  # one at a time: fast clicks all count
         on(undo.click, studio.undo_moves)
-        on(brush_tab.select, lambda s: (s, studio.brush_view(s)))
-        on(apply_brush.click, studio.apply_brush, [brush, paint])
+        on(brush_tab.select, lambda s: studio.show_brush(s, True))
+        on(click_tab.select, lambda s: studio.show_brush(s, False))
+        on(apply_brush.click, studio.apply_brush, [brush, paint]).then(
+            lambda box: run(lambda s: studio.show_brush(s, True), box), [state], outputs, api_visibility="private",
+            show_progress_on=[grid, status])
         for name, button in tools.items():
             on(button.click, lambda s, name=name: studio.tool(s, name))
         on(ratio.release, studio.set_ratio, [ratio, mode])
         on(mode.input, studio.set_ratio, [ratio, mode])
         on(seed.submit, studio.set_seed, [seed])
+        on(seed.blur, studio.set_seed, [seed])  # a seed typed, then a button pressed: the button uses it
         on(resample.click, studio.resample)
         on(use_text.click, studio.edit_mask, [mask_text])
         on(samples_btn.click, studio.samples, [count])

@@ -214,6 +214,9 @@ def crop_preview(image: Image.Image, crop: Crop, side: int = 320) -> np.ndarray:
     inside[int(top): int(np.ceil(bottom)), int(left): int(np.ceil(right))] = True
     array[~inside] = array[~inside] * 0.35
     out = Image.fromarray(array.round().astype(np.uint8))
-    ImageDraw.Draw(out).rectangle((left, top, right - 1, bottom - 1), outline=(255, 200, 0), width=2)
+    # At least a pixel wide: a crop thinner than a preview pixel (a 2000x5 strip, a 1x1 picture zoomed in) is
+    # still outlined, where PIL refuses a rectangle whose corners cross.
+    right, bottom = max(right - 1, left), max(bottom - 1, top)
+    ImageDraw.Draw(out).rectangle((left, top, right, bottom), outline=(255, 200, 0), width=2)
     return np.asarray(out)
 

@@ -162,6 +162,8 @@ def test_crop_preview_outlines_the_crop():
     assert preview.shape == (100, 300, 3)          # reduced to fit 320 px, never enlarged
     assert preview[50, 5].max() < 100             # outside the crop: dimmed
     assert preview[50, 160].tolist() == [200, 200, 200]
+    for size, crop in (((2000, 5), Crop(zoom=4)), ((1, 1), Crop(zoom=4))):  # thinner than a preview pixel
+        assert crop_preview(Image.new("RGB", size), crop).ndim == 3
 
 
 # ---------------------------------------------------------------- digits

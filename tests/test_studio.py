@@ -319,8 +319,10 @@ def test_move_and_copy_by_two_clicks_then_undo(studio, faces):
     assert "Moved patch (0, 0)" in updates["status"]
     copied, _ = studio.click(studio.click(faces, 2, 2, "copy")[0], cell + 2, 2, "copy")
     assert copied.mask[0, 0] == faces.mask[0, 0] and copied.mask[0, 1]  # a copy leaves its source alone
-    undone, _ = studio.undo_moves(moved)
-    assert (undone.image == faces.image).all()
+    undone, updates = studio.undo_moves(moved)
+    assert (undone.image == faces.image).all() and (undone.mask == faces.mask).all()  # S too
+    assert updates["mask_text"] == M.format_grid(faces.mask) and "mix_grid" in updates
+    assert "No patch moves" in studio.undo_moves(faces)[1]["status"]
     cancelled, updates = studio.click(picked, 2, 2, "move")
     assert cancelled.pending is None and "cancelled" in updates["status"]
 
@@ -369,13 +371,23 @@ def test_brush_paints_patches_and_draws_them_on_the_grid(studio, faces):
     painted, updates = studio.apply_brush(session, {**editor, "layers": [layer]}, "kept")
     grid = session.mask.shape[0]
     assert painted.mask[: grid // 4].all() and kept_count(painted) == grid * grid // 4
-    assert "marked kept" in updates["status"] and updates["brush"]["background"].shape == (480, 480, 3)
+    assert "marked kept" in updates["status"]
+    assert "brush" not in updates  # the app redraws the editor in a follow-up event (show_brush)
     erased, _ = studio.apply_brush(painted, {"layers": [layer]}, "generated")
     assert kept_count(erased) == 0
     with pytest.raises(ValueError, match="Nothing painted"):
         studio.apply_brush(session, {"layers": []}, "kept")
     with pytest.raises(ValueError, match="Nothing painted"):
         studio.apply_brush(session, None, "kept")
+
+
+def test_the_brush_picture_follows_changes_while_its_tab_is_open(studio, faces):
+    opened, updates = studio.show_brush(faces, True)
+    assert updates["brush"]["background"].shape == (480, 480, 3)
+    changed, updates = studio.tool(opened, "border")
+    assert (updates["brush"]["background"] == studio.brush_view(changed)["brush"]["background"]).all()
+    closed, _ = studio.show_brush(changed, False)
+    assert "brush" not in studio.tool(closed, "all")[1]  # no editor traffic for every click elsewhere
 
 
 def test_seed_and_resample_change_the_noise(studio, faces):
@@ -471,6 +483,7 @@ def test_switching_models_mid_session(studio, faces, tmp_path):
     cfg = studio.cache.get("digits").cfg
     assert digits.model == "digits" and digits.image.shape == (cfg.image_size, cfg.image_size, 1)
     assert digits.source == "upload" and "Switched to the digits model" in updates["status"]
+    assert updates["samples"] == [] and updates["sweep_strip"] is None  # nothing of the faces left on show
     back, _ = studio.select_model(digits, "faces")
     assert back.image.shape[-1] == 3
     from_example, _ = studio.select_model(faces, "digits")
@@ -486,6 +499,9 @@ def test_mix_two_and_three_images(studio, faces, tmp_path):
     with_b, _ = studio.mix_upload(faces, 0, str(picture(tmp_path / "b.png")))
     with_c, _ = studio.mix_upload(with_b, 1, str(picture(tmp_path / "c.png", mode="L")))
     assert len(studio.mix_sources(with_c)) == 3
+    only_c, _ = studio.mix_upload(faces, 1, str(picture(tmp_path / "c.png", mode="L")))
+    a, b, c = studio.mix_sources(only_c)  # C alone stays C; B is still the default example
+    assert (b == studio.mix_sources(faces)[1]).all() and not (c == b).all()
     full, _ = studio.tool(with_c, "all")
     laid, updates = studio.set_layout(full, "top-bottom")
     grid = full.mask.shape[0]

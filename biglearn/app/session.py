@@ -53,6 +53,8 @@ class Session:
     mode: str = "random"
     seed: int = 0
     pending: tuple[int, int] | None = None                   # patch picked up by a move/copy click
+    mask_before_moves: np.ndarray | None = None               # S before the first patch move (for undo)
+    brush_open: bool = False             # the Brush tab is shown: its picture follows every change of x and S
     mix_uploads: list = field(default_factory=lambda: [None, None])   # images B and C (RGB working copies)
     mix_map: np.ndarray | None = None    # [grid, grid] int8: -1 generated, 0 = A (the input), 1 = B, 2 = C
     mix_layout: str = "left-right"
@@ -80,10 +82,12 @@ class Studio:
             "panels": render.panels(s.image, done.completed, s.mask),
             "seed": s.seed,
             "status": " ".join(part for part in (note, done.message + timing) if part),
+            **(self.brush_view(s) if s.brush_open else {}),
         }
 
     def brush_view(self, s: Session) -> dict:
-        return {"brush": {"background": render.grid_view(s.image, s.mask), "layers": [], "composite": None}}
+        picture = render.grid_view(s.image, s.mask)
+        return {"brush": {"background": picture, "layers": [], "composite": picture}}
 
     def crop_view(self, s: Session) -> dict:
         if s.upload is None:
@@ -100,7 +104,14 @@ class Studio:
         s = Session(model=model)
         completer = self.completer(s)
         s = self._fit_mask(self._set_input(s, *self._default_input(s, completer)), completer.grid)
-        return s, {**self.view(s), **self.controls(s), **self.crop_view(s), **self.mix_view(s)}
+        return s, self.input_view(s)
+
+    def input_view(self, s: Session, note: str = "") -> dict:
+        """After x changed (a new input or model): every view and control, and no result of the old x left on show
+        (samples, sweep, mix)."""
+        cleared = {"samples": [], "sweep_strip": None, "sweep_gif": None, "sweep_files": None,
+                   "mix_panels": [None, None, None]}
+        return {**self.view(s, note), **self.controls(s), **self.crop_view(s), **self.mix_view(s), **cleared}
 
     def _default_input(self, s: Session, completer: Completer) -> tuple[np.ndarray, str]:
         examples = list_examples(s.model)
@@ -109,7 +120,7 @@ class Studio:
         return ops.joint_sample(completer, s.seed), "generated"
 
     def _set_input(self, s: Session, image: np.ndarray, source: str, upload=None) -> Session:
-        changes = dict(image=image, original=image, source=source, pending=None, mix_map=None)
+        changes = dict(image=image, original=image, source=source, pending=None, mix_map=None, mask_before_moves=None)
         if source != "upload":
             changes.update(upload=None, crop=Crop())
         else:
@@ -137,7 +148,7 @@ class Studio:
             new = self._set_input(new, *self._default_input(new, completer))
         new = self._fit_mask(new, completer.grid)
         note = f"Switched to the {model} model."
-        return new, {**self.view(new, note), **self.controls(new), **self.crop_view(new), **self.mix_view(new)}
+        return new, self.input_view(new, note)
 
     def upload(self, s: Session, picture) -> tuple[Session, dict]:
         """A new picture from upload, webcam or clipboard (path, PIL image or array); None (cleared) changes nothing."""
@@ -150,7 +161,7 @@ class Studio:
         s = self._set_input(s, image, "upload", working)
         h, w = working.shape[:2]
         note = f"Using your {w}x{h} picture (centre crop; adjust it under 'Crop')."
-        return s, {**self.view(s, note), **self.controls(s), **self.crop_view(s), **self.mix_view(s)}
+        return s, self.input_view(s, note)
 
     def recrop(self, s: Session, zoom: float, x: float, y: float, fit_digit: bool) -> tuple[Session, dict]:
         s = replace(s, crop=Crop(float(zoom), float(x), float(y)), fit_digit=bool(fit_digit))
@@ -158,7 +169,7 @@ class Studio:
             return s, {"status": "The crop applies to uploaded pictures; upload one first."}
         image = model_input(s.upload, self.completer(s), s.model, s.crop, s.fit_digit)
         s = self._set_input(s, image, "upload", s.upload)
-        return s, {**self.view(s), **self.crop_view(s), **self.mix_view(s)}
+        return s, self.input_view(s)
 
     def use_example(self, s: Session, kind: str, index: int) -> tuple[Session, dict]:
         """A built-in example: faces/digits ones switch to their model; drawn ones are used like an upload."""
@@ -174,15 +185,13 @@ class Studio:
         new = self._set_input(new, model_input(examples[index], completer, kind, fit_digit=False), "example")
         new = self._fit_mask(new, completer.grid)
         note = f"Switched to the {kind} model. " if switched else ""
-        return new, {**self.view(new, note + f"Example: {examples[index].name}."), **self.controls(new),
-                     **self.crop_view(new), **self.mix_view(new)}
+        return new, self.input_view(new, note + f"Example: {examples[index].name}.")
 
     def generate_input(self, s: Session) -> tuple[Session, dict]:
         """A new input drawn from the model itself (S empty, a fresh seed)."""
         seed = random.randrange(2**31)
         s = self._set_input(s, ops.joint_sample(self.completer(s), seed), "generated")
-        return s, {**self.view(s, f"New input sampled from the model (seed {seed})."), **self.crop_view(s),
-                   **self.mix_view(s)}
+        return s, self.input_view(s, f"New input sampled from the model (seed {seed}).")
 
     # ------------------------------------------------------------ the mask
     def mask_view(self, s: Session, note: str = "") -> dict:
@@ -209,12 +218,21 @@ class Studio:
         image, mask = M.moved_patches(s.image, s.mask, [(s.pending, (row, col))], patch, copy=action == "copy")
         verb = "Copied" if action == "copy" else "Moved"
         note = f"{verb} patch {s.pending} to ({row}, {col})."
-        s = replace(s, image=image, mask=mask, pending=None)
+        before = s.mask if s.mask_before_moves is None else s.mask_before_moves
+        s = replace(s, image=image, mask=mask, pending=None, mask_before_moves=before)
         return s, self.mask_view(s, note)
 
     def undo_moves(self, s: Session) -> tuple[Session, dict]:
-        s = replace(s, image=s.original, pending=None)
-        return s, self.view(s, "Patch moves undone.")
+        """x as it was before the first move, and S too (a move keeps the patch it lands on)."""
+        if s.mask_before_moves is None:
+            return s, self.view(replace(s, pending=None), "No patch moves to undo.")
+        s = replace(s, image=s.original, mask=s.mask_before_moves, pending=None, mask_before_moves=None)
+        return s, self.mask_view(s, "Patch moves undone.")
+
+    def show_brush(self, s: Session, shown: bool) -> tuple[Session, dict]:
+        """The Brush tab was opened (its picture is brought up to date) or left."""
+        s = replace(s, brush_open=shown)
+        return s, self.brush_view(s) if shown else {}
 
     def tool(self, s: Session, tool: str) -> tuple[Session, dict]:
         grid = s.mask.shape[0]
@@ -243,7 +261,11 @@ class Studio:
         mask = s.mask | cells if paint == "kept" else s.mask & ~cells
         s = replace(s, mask=mask, pending=None)
         what = "kept" if paint == "kept" else "generated"
-        return s, {**self.mask_view(s, f"Brush: {int(cells.sum())} patches marked {what}."), **self.brush_view(s)}
+        updates = self.mask_view(s, f"Brush: {int(cells.sum())} patches marked {what}.")
+        # Not the editor itself: redrawing it from the event that reads it sometimes left it stuck ("processing")
+        # in the browser; the app refreshes it in a follow-up event (show_brush).
+        updates.pop("brush", None)
+        return s, updates
 
     # ------------------------------------------------------------ noise
     def set_seed(self, s: Session, seed) -> tuple[Session, dict]:
@@ -251,6 +273,8 @@ class Studio:
             seed = int(seed)
         except (TypeError, ValueError):
             raise ValueError(f"the seed must be a whole number, not {seed!r}") from None
+        if seed % 2**31 == s.seed:  # e.g. the seed box losing focus unchanged
+            return s, {}
         s = replace(s, seed=seed % 2**31)
         return s, self.view(s)
 
@@ -272,17 +296,19 @@ class Studio:
 
     # ------------------------------------------------------------ mixing
     def mix_sources(self, s: Session) -> list[np.ndarray]:
-        """[A, B(, C)] in the model's format: A is the current input, B defaults to another example."""
+        """[A, B(, C)] in the model's format: A is the current input, B an upload or else another example, C an
+        upload if there is one (an upload C without B stays C)."""
         completer = self.completer(s)
-        images = [s.image]
-        for upload in s.mix_uploads:
-            if upload is not None:
-                images.append(model_input(upload, completer, s.model, fit_digit=True))
-        if len(images) == 1:
+        upload_b, upload_c = s.mix_uploads
+        if upload_b is not None:
+            b = model_input(upload_b, completer, s.model, fit_digit=True)
+        else:
             examples = list_examples(s.model)
-            fallback = (model_input(examples[1 % len(examples)], completer, s.model, fit_digit=False) if examples
-                        else ops.joint_sample(completer, s.seed + 1))
-            images.append(fallback)
+            b = (model_input(examples[1 % len(examples)], completer, s.model, fit_digit=False) if examples
+                 else ops.joint_sample(completer, s.seed + 1))
+        images = [s.image, b]
+        if upload_c is not None:
+            images.append(model_input(upload_c, completer, s.model, fit_digit=True))
         return images
 
     def _mix_map(self, s: Session) -> np.ndarray:
