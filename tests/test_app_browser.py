@@ -265,13 +265,21 @@ def test_paint_with_the_brush(page):
     page.click("#brush button[aria-label='Brush']")
     x, y, w, h = page.evaluate("""() => { const r = document.querySelector('#brush canvas').getBoundingClientRect();
         return [r.x, r.y, r.width, r.height]; }""")
-    page.mouse.move(x + w * 0.3, y + h / 2)
-    page.mouse.down()
-    page.mouse.move(x + w * 0.7, y + h / 2, steps=5)
-    page.mouse.up()
+
+    def stroke(row_fraction: float) -> None:
+        page.mouse.move(x + w * 0.3, y + h * row_fraction)
+        page.mouse.down()
+        page.mouse.move(x + w * 0.7, y + h * row_fraction, steps=5)
+        page.mouse.up()
+
+    stroke(0.5)
     text = act(page, lambda: page.click("#apply-brush"), r"Brush: \d+ patches marked kept|Problem")
     painted = int(re.search(r"Brush: (\d+)", text).group(1))
     assert painted >= 2 and mask_text(page).count("#") == painted
+    time.sleep(1.0)  # the editor is redrawn with the new S
+    stroke(0.3)  # painting goes on after an Apply and the redraw
+    text = act(page, lambda: page.click("#apply-brush"), r"Brush: \d+ patches marked kept|Problem")
+    assert "Problem" not in text and mask_text(page).count("#") > painted
     shot(page, "09-brush")
 
 
