@@ -116,6 +116,8 @@ def test_samples(client, pictures):
     with pytest.raises(Exception, match="may only use"):
         client.predict(handle_file(pictures["ood"]), "faces", "?" * grid * grid, None, None, 0, 3,
                        api_name="/samples")
+    with pytest.raises(Exception, match="count must be between 1 and 16"):  # not silently 16
+        client.predict(handle_file(pictures["ood"]), "faces", "", 0.3, "raster", 2, 100, api_name="/samples")
 
 
 def test_sweep(client, pictures):
@@ -133,7 +135,7 @@ def test_mix(client, pictures):
     with pytest.raises(Exception, match="unknown layout"):
         client.predict(handle_file(pictures["ood"]), handle_file(pictures["gray"]), "faces", "spiral", "", 0.5,
                        "random", 0, api_name="/mix")
-    with pytest.raises(Exception, match="input image is required"):
+    with pytest.raises(Exception, match="image_b is required"):
         client.predict(handle_file(pictures["ood"]), None, "faces", "left-right", "", 0.5, "random", 0,
                        api_name="/mix")
 

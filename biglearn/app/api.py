@@ -27,12 +27,14 @@ class Api:
             raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
         return name, self.studio.cache.get(name)
 
-    def _input(self, image, name: str, completer: Completer, mask: np.ndarray | None = None) -> np.ndarray:
+    def _input(self, image, name: str, completer: Completer, mask: np.ndarray | None = None,
+               what: str = "an input image") -> np.ndarray:
         if image is None:
             if mask is not None and not mask.any():  # S empty: the input is never read
                 cfg = completer.cfg
                 return np.zeros((cfg.image_size, cfg.image_size, cfg.channels), dtype=np.uint8)
-            raise ValueError("an input image is required (only an empty mask, i.e. joint generation, needs none)")
+            needs = " (only an empty mask, i.e. joint generation, needs none)" if mask is not None else ""
+            raise ValueError(f"{what} is required{needs}")
         return model_input(image, completer, name)
 
     def complete(self, image, model: str, mask: str, ratio: float, mode: str, seed: int):
@@ -50,7 +52,10 @@ class Api:
         seed = ops.parse_seed(seed)
         keep = M.requested_mask(mask, ratio, mode, seed, completer.grid)
         x = self._input(image, name, completer, keep)
-        images = ops.samples(completer, x, keep, seed, int(count or 1))
+        count = 1 if count is None else int(count)
+        if not 1 <= count <= ops.MAX_SAMPLES:
+            raise ValueError(f"count must be between 1 and {ops.MAX_SAMPLES}, got {count}")
+        images = ops.samples(completer, x, keep, seed, count)
         gallery = [(render.enlarge(img), f"sample {i + 1}") for i, img in enumerate(images)]
         return gallery, f"{len(images)} samples (seed {seed}). {ops.describe(keep)}"
 
@@ -70,7 +75,8 @@ class Api:
         A/B/. in `mask`), the rest generated. -> (mixed x_S with T greyed, generated T, completion, message)."""
         name, completer = self._model(model)
         seed = ops.parse_seed(seed)
-        images = [self._input(image_a, name, completer), self._input(image_b, name, completer)]
+        images = [self._input(image_a, name, completer, what="image_a"),
+                  self._input(image_b, name, completer, what="image_b")]
         layout = (layout or "left-right").strip().lower()
         if layout == "paint":
             sources = M.parse_sources(mask, completer.grid, len(images))
