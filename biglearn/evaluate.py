@@ -103,7 +103,9 @@ def completions(completer: Completer, images: torch.Tensor, mode: str, ratio_ind
     """Completions of `images` at ratio cfg.ratios[ratio_index] (one S per image), seeded per (mode, ratio)."""
     seed = cfg.seed * 10_000 + 100 * MODES.index(mode) + ratio_index
     mask = source_masks(completer, mode, cfg.ratios[ratio_index], len(images), seed)
-    return complete_in_batches(completer, images, mask, completer.noise(len(images), seed), cfg.batch)
+    # Another seed for the noise: torch's randn of a seed is built from the same draws as its rand (the mask), so
+    # one seed would tie z to S.
+    return complete_in_batches(completer, images, mask, completer.noise(len(images), seed + 500), cfg.batch)
 
 
 def evaluate_mnist(completer: Completer, cfg: EvalConfig, ref: ImageSet, second: ImageSet, joint: torch.Tensor

@@ -37,7 +37,7 @@ def _rgb(images: torch.Tensor) -> torch.Tensor:
 
 
 def fig4_masks(completer: Completer) -> torch.Tensor:
-    """[13, L] source masks of many shapes, in this order: random S at r = 0.1, 0.3, 0.5, 0.7; raster S at
+    """[11, L] source masks of many shapes, in this order: random S at r = 0.1, 0.3, 0.5, 0.7; raster S at
     r = 0.25, 0.5; the central block; the frame around it; the left half; the bottom half; a checkerboard."""
     g = completer.grid
     rows, cols = torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij")

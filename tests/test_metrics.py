@@ -88,6 +88,8 @@ def test_kid_is_unbiased_near_zero_for_one_distribution_and_positive_for_two():
     shifted_mean, _ = kernel_inception_distance(a, b + 0.5, subsets=20, subset_size=200)
     assert abs(same_mean) < 3 * same_std + 1e-3
     assert shifted_mean > 10 * max(abs(same_mean), same_std)
+    # subsets asked for as large as the sets still differ, so the spread is not 0
+    assert kernel_inception_distance(a, b, subsets=5, subset_size=400)[1] > 1e-6
 
 
 # ---------------------------------------------------------------- diversity
