@@ -437,6 +437,7 @@ def wire_digits_tab(tab, c: dict, studio: DigitsStudio) -> None:
     on(c["temperature"].release, studio.set_temperature, [c["temperature"]])
     on(c["order"].input, studio.set_order, [c["order"]])
     on(c["seed"].submit, studio.set_seed, [c["seed"]])
+    on(c["seed"].blur, studio.set_seed, [c["seed"]])
     on(c["resample"].click, studio.resample)
     on(c["use_text"].click, studio.edit_mask, [c["mask_text"]])
     on(c["generate"].click, studio.generate_many, [c["gen_label"], c["count"]])

@@ -93,7 +93,7 @@ def test_inputs_upload_drawing_examples(studio, started, tmp_path):
     s, view = studio.use_drawing(s, {"composite": pad})
     assert s.source == "drawing" and s.image[..., 0].max() == 255
     s, view = studio.use_example(s, 2)
-    assert s.source == "example"
+    assert s.source == "example" and view["sweep"] is None  # no sweep of the old input left on show
     with pytest.raises(ValueError, match="no digit example"):
         studio.use_example(s, 999)
     corrupt = tmp_path / "bad.png"

@@ -213,25 +213,29 @@ class DigitsStudio(DigitsCapabilities):
             raise ValueError(f"there is no digit example number {index}")
         image = example_digit(examples[index])
         s = replace(s, image=image, source="example")
-        return s, self.view(s, f"Example: {examples[index].name}.")
+        return s, self.input_view(s, f"Example: {examples[index].name}.")
 
     def upload(self, s: DigitsSession, picture) -> tuple[DigitsSession, dict]:
         if picture is None:
             return s, {}
         s = replace(s, image=digit_input(picture), source="upload")
-        return s, self.view(s, "Using your picture, re-framed like an MNIST digit.")
+        return s, self.input_view(s, "Using your picture, re-framed like an MNIST digit.")
 
     def use_drawing(self, s: DigitsSession, editor_value) -> tuple[DigitsSession, dict]:
         picture = drawing(editor_value)
         if picture is None:
             raise ValueError("the drawing is empty: draw a digit on the pad first")
         s = replace(s, image=digit_input(picture), source="drawing")
-        return s, self.view(s, "Using your drawing.")
+        return s, self.input_view(s, "Using your drawing.")
 
     def new_digit(self, s: DigitsSession) -> tuple[DigitsSession, dict]:
         seed = random.randrange(2**31)
         s = replace(s, image=self._sampled_digit(seed), source="generated")
-        return s, self.view(s, f"A new digit sampled from p(x, y) (seed {seed}).")
+        return s, self.input_view(s, f"A new digit sampled from p(x, y) (seed {seed}).")
+
+    def input_view(self, s: DigitsSession, note: str) -> dict:
+        """After a new input: the views, and no sweep of the old input left on show."""
+        return {**self.view(s, note), "sweep": None}
 
     # ------------------------------------------------------------ mask, label, noise
     def click(self, s: DigitsSession, x: float, y: float) -> tuple[DigitsSession, dict]:
@@ -270,7 +274,10 @@ class DigitsStudio(DigitsCapabilities):
         return s, self.view(s)
 
     def set_seed(self, s: DigitsSession, seed) -> tuple[DigitsSession, dict]:
-        s = replace(s, seed=ops.parse_seed(seed))
+        seed = ops.parse_seed(seed)
+        if seed == s.seed:  # e.g. the seed box losing focus unchanged
+            return s, {}
+        s = replace(s, seed=seed)
         return s, self.view(s)
 
     def resample(self, s: DigitsSession) -> tuple[DigitsSession, dict]:
