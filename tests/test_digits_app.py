@@ -52,7 +52,8 @@ def test_label_temperature_and_seed(studio, started):
     s, view = studio.tool(s, "none")
     s, view = studio.set_label(s, "4")
     assert s.label == 4 and "Completion labelled y = 4 (given)" in view["status"]
-    s, again = studio.set_seed(s, s.seed)
+    assert studio.set_seed(s, s.seed) == (s, {})                            # an unchanged seed recomputes nothing
+    again = studio.view(s)
     assert (again["panels"][1] == view["panels"][1]).all()                   # same seed, same digit
     s, view = studio.set_temperature(s, 0)
     assert s.temperature == 0
