@@ -18,7 +18,8 @@ def main(dataset: str, default_data: str, argv: list[str] | None = None) -> int:
     add_train_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        cfg = config_from_args(dataset, args, saved_config(dataset, args))
+        out = Path(args.out or default_out(dataset, args.preset or DEFAULT_PRESET))
+        cfg = config_from_args(dataset, args, saved_config(args.resume, out))
         resolve_device(cfg.device)
     except ValueError as exc:  # CheckpointError included
         parser.error(str(exc))
@@ -28,18 +29,21 @@ def main(dataset: str, default_data: str, argv: list[str] | None = None) -> int:
     return run_training(train, cfg, args.dry_run)
 
 
-def saved_config(dataset: str, args: argparse.Namespace) -> dict[str, Any] | None:
-    """The config stored in the checkpoint that --resume names (auto: the newest in --out), if there is one."""
-    if not args.resume:
+def saved_config(resume: str | None, out: Path) -> dict[str, Any] | None:
+    """The config stored in the checkpoint that --resume names (auto: the newest in the run folder `out`), if any.
+
+    Every trainer's command line starts from it when resuming, so that `--resume auto` alone continues a run with
+    its own settings."""
+    if not resume:
         return None
     older: list[Path] = []
-    if args.resume == "auto":
-        found = list_checkpoints(Path(args.out or default_out(dataset, args.preset or DEFAULT_PRESET)))
+    if resume == "auto":
+        found = list_checkpoints(out)
         if not found:
             return None  # a first run started with --resume auto
         *older, path = found
     else:
-        path = Path(args.resume)
+        path = Path(resume)
     try:
         return json.loads(load_training_state(path)["config"])
     except CheckpointError as exc:

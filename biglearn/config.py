@@ -52,8 +52,8 @@ class ModelConfig:
     def validate(self) -> None:
         positive = ("image_size", "patch_size", "enc_heads", "enc_dim", "dec_depth", "dec_heads", "dec_dim",
                     "d_depth", "d_heads", "d_dim", "z_dim", "noise_width", "noise_dim", "head_channels")
-        _require(self, positive, lambda v: v > 0, "must be positive")
-        _require(self, ("enc_depth", "noise_layers", "d_overlap", "d_mbstd_group"), lambda v: v >= 0,
+        check_values(self, positive, lambda v: v > 0, "must be positive")
+        check_values(self, ("enc_depth", "noise_layers", "d_overlap", "d_mbstd_group"), lambda v: v >= 0,
                  "must not be negative")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
@@ -121,14 +121,17 @@ class TrainConfig:
     def validate(self) -> None:
         """ValueError for values that would fail later, deep in a run (a zero period, a 1-tuple of betas ...)."""
         self.model.validate()
-        _require(self, ("batch", "snap_ticks", "r1_every", "keep_checkpoints"), lambda v: v >= 1, "must be >= 1")
-        _require(self, ("lr", "eps", "kimg", "tick_kimg", "ema_kimg"), lambda v: v > 0, "must be positive")
-        _require(self, ("weight_decay", "warmup_epochs", "grad_clip", "r1_gamma", "ema_rampup", "mode_seeking",
+        check_values(self, ("batch", "snap_ticks", "r1_every", "keep_checkpoints"), lambda v: v >= 1, "must be >= 1")
+        check_values(self, ("lr", "eps", "kimg", "tick_kimg", "ema_kimg"), lambda v: v > 0, "must be positive")
+        check_values(self, ("weight_decay", "warmup_epochs", "grad_clip", "r1_gamma", "ema_rampup", "mode_seeking",
                         "snapshot_samples", "max_minutes", "limit_images"), lambda v: v >= 0, "must not be negative")
-        _require(self, ("raster_prob",), lambda v: 0 <= v <= 1, "must lie in [0, 1]")
-        _require(self, ("betas",), lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "must be two values in [0, 1)")
-        _require(self, ("source_beta", "target_beta", "comm_beta"), lambda v: len(v) == 2 and min(v) > 0,
+        check_values(self, ("raster_prob",), lambda v: 0 <= v <= 1, "must lie in [0, 1]")
+        check_values(self, ("betas",), lambda v: len(v) == 2 and all(0 <= b < 1 for b in v),
+                     "must be two values in [0, 1)")
+        check_values(self, ("source_beta", "target_beta", "comm_beta"), lambda v: len(v) == 2 and min(v) > 0,
                  "must be two positive Beta parameters")
+        if not self.out:
+            raise ValueError("out (the run folder) must not be empty")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if self.compile_mode not in COMPILE_MODES:
@@ -211,7 +214,8 @@ def preset(dataset: str, name: str) -> TrainConfig:
         raise ValueError(f"unknown preset {name!r} for {dataset}; choose one of {names}") from None
 
 
-def _require(cfg: Any, names: tuple[str, ...], ok, what: str) -> None:
+def check_values(cfg: Any, names: tuple[str, ...], ok, what: str) -> None:
+    """ValueError naming the first of `names` whose value fails `ok`."""
     for name in names:
         if not ok(getattr(cfg, name)):
             raise ValueError(f"{name} {what}, got {getattr(cfg, name)!r}")

@@ -27,29 +27,28 @@ def format_eta(seconds: float) -> str:
 class Reporter:
     """Status line, stats.jsonl and TensorBoard scalars (rank 0 only).
 
-    resumed_at: images seen at the checkpoint the run starts from (0 for a new run). Rows logged after that
-    point by an earlier, killed process are dropped, so that resuming does not log those ticks twice.
+    Rows carry the optimizer step ("step"), TensorBoard's x axis. resumed_at: the step of the checkpoint the run
+    starts from (0 for a new run); rows logged after it by an earlier, killed process are dropped, so that
+    resuming does not log those ticks twice.
     """
 
-    def __init__(self, run_dir: Path, enabled: bool, resumed_at: int | None = None):
+    def __init__(self, run_dir: Path, enabled: bool, resumed_at: int):
         self.enabled = enabled
         self.writer = None
         self.stats_path = run_dir / "stats.jsonl"
-        if enabled and resumed_at is not None:
-            self._drop_rows_after(resumed_at)
         if enabled:
+            self._drop_rows_after(resumed_at)
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                purge = resumed_at + 1 if resumed_at is not None else None  # TensorBoard's step = images seen
-                self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
+                self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resumed_at + 1)
             except ImportError:
                 print("tensorboard is not installed: scalars go to stats.jsonl only", file=sys.stderr)
 
-    def _drop_rows_after(self, images_seen: int) -> None:
+    def _drop_rows_after(self, step: int) -> None:
         if not self.stats_path.exists():
             return
         rows = self.stats_path.read_text().splitlines()
-        kept = [row for row in rows if row.strip() and round(json.loads(row)["kimg"] * 1000) <= images_seen]
+        kept = [row for row in rows if row.strip() and json.loads(row)["step"] <= step]
         if len(kept) != len(rows):
             self.stats_path.write_text("".join(row + "\n" for row in kept))
 
@@ -60,8 +59,8 @@ class Reporter:
             f.write(json.dumps(record) + "\n")
         if self.writer:
             for key, value in record.items():
-                if isinstance(value, (int, float)) and key != "kimg":
-                    self.writer.add_scalar(key, value, global_step=int(record["kimg"] * 1000))
+                if isinstance(value, (int, float)) and key != "step":
+                    self.writer.add_scalar(key, value, global_step=record["step"])
             self.writer.flush()
         print(line, flush=True)
 

@@ -150,12 +150,15 @@ def train(cfg: TrainConfig) -> Path:
                  else f"starting (no checkpoint in {run_dir} to resume)" if cfg.resume else "starting")
         print(f"{start}: {len(images)} training images, device {device}, {world} process(es), "
               f"batch {cfg.batch}, run dir {run_dir}", flush=True)
+        if progress.images_seen >= cfg.kimg * 1000:
+            print(f"nothing to train: the run has seen {progress.images_seen / 1000:g} kimg of its --kimg "
+                  f"{cfg.kimg:g}; pass a larger --kimg to go on", flush=True)
         if cfg.compile:  # otherwise a silent minute looks like a hang
             print("torch.compile: the first steps compile G and D (about a minute on an H100), so the first tick "
                   "is slow", flush=True)
     sheet_images = data.images[torch.randperm(len(data.images), generator=torch.Generator().manual_seed(123))[:8]]
     step_fn = TrainStep(nets, cfg, device)
-    reporter = Reporter(run_dir, rank == 0, resumed_at=progress.images_seen)
+    reporter = Reporter(run_dir, rank == 0, resumed_at=progress.step)
     stop = StopRequest(enabled=not distributed)
     judge = load_judge(cfg.model.dataset, device) if rank == 0 and cfg.snapshot_samples else None
 

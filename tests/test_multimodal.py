@@ -165,6 +165,39 @@ def test_resume_continues_bit_for_bit(tmp_path, mnist_npz):
             assert torch.equal(value, b[part][key]), (part, key)
 
 
+def digits_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "train" / "train_digits.py"), *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+def test_resume_alone_continues_with_the_run_settings_and_logs_each_tick_once(tmp_path, mnist_npz):
+    out = tmp_path / "run"
+    first = digits_cli("--preset", "tiny", "--data", str(mnist_npz), "--out", str(out), "--set", "limit_images=256",
+                       "--kimg", "0.128")
+    assert first.returncode == 0, first.stderr
+    last = json.loads((out / "stats.jsonl").read_text().splitlines()[-1])
+    with (out / "stats.jsonl").open("a") as stats:  # a tick after the last checkpoint, by a process killed later
+        stats.write(json.dumps({**last, "step": last["step"] + 2}) + "\n")
+    resumed = digits_cli("--out", str(out), "--resume", "auto", "--kimg", "0.256")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "256 training digits" in resumed.stdout  # the run's limit_images, not the demo preset's 60,000
+    config = json.loads((out / "config.json").read_text())
+    assert (config["preset"], config["kimg"]) == ("tiny", 0.256)
+    steps = [json.loads(line)["step"] for line in (out / "stats.jsonl").read_text().splitlines()]
+    assert steps == [4, 8, 12, 16]  # 2 tokenizer ticks, 1 transformer tick, then 1 more after the resume
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["--set", "batch=0"], "batch must be >= 1"),
+    (["--set", "classify_prob=2"], "classify_prob must lie in [0, 1]"),
+    (["--set", "out="], "out (the run folder) must not be empty"),
+    (["--device", "banana"], "unknown device"),
+])
+def test_bad_settings_are_refused_before_anything_runs(flags, expected):
+    result = digits_cli("--preset", "tiny", *flags, "--dry-run")
+    assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_new_run_into_a_used_folder_is_refused(tmp_path, mnist_npz):
     run = train(tiny_config(mnist_npz, tmp_path / "run", kimg=0.128))
     before = list_checkpoints(run)

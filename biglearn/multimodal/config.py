@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from biglearn.config import check_values
+
 NUM_LABELS = 10
 IMAGE_SIZE = 28          # MNIST's own resolution: the tokenizer reads and writes 28 px digits
 
@@ -36,6 +38,8 @@ class DigitsModelConfig:
         return 1 + self.num_image_tokens
 
     def validate(self) -> None:
+        check_values(self, ("code_dim", "tok_channels", "dim", "depth", "heads", "mlp_ratio"), lambda v: v > 0,
+                     "must be positive")
         if self.dim % self.heads:
             raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
         if self.codebook_size < 2:
@@ -81,6 +85,21 @@ class DigitsTrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
+
+    def validate(self) -> None:
+        """ValueError for values that would fail later, deep in a run (see TrainConfig.validate)."""
+        self.model.validate()
+        check_values(self, ("tok_batch", "batch", "snap_ticks", "keep_checkpoints"), lambda v: v >= 1, "must be >= 1")
+        check_values(self, ("tok_kimg", "kimg", "tok_lr", "lr", "tick_kimg"), lambda v: v > 0, "must be positive")
+        check_values(self, ("commitment", "weight_decay", "warmup_kimg", "cooldown_kimg", "grad_clip", "max_minutes",
+                            "limit_images"), lambda v: v >= 0, "must not be negative")
+        check_values(self, ("classify_prob", "label_source_prob", "raster_prob"), lambda v: 0 <= v <= 1,
+                     "must lie in [0, 1]")
+        check_values(self, ("ema_decay",), lambda v: 0 <= v < 1, "must lie in [0, 1)")
+        check_values(self, ("source_beta",), lambda v: len(v) == 2 and min(v) > 0, "must be two positive Beta "
+                     "parameters")
+        if not self.out:
+            raise ValueError("out (the run folder) must not be empty")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DigitsTrainConfig":

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from biglearn.checkpoint import (check_model_config, checkpoint_path, list_checkpoints, load_training_state,
                                  prune_checkpoints, refuse_used_folder, remove_stale_temp_files, save_training_state)
-from biglearn.cli import run_training
+from biglearn.cli import run_training, saved_config
 from biglearn.config import apply_overrides
 from biglearn.data import load_dataset
 from biglearn.inference import resolve_device
@@ -29,9 +29,10 @@ from biglearn.multimodal.objective import LABEL, sample_pairs, target_slots
 from biglearn.multimodal.tokenizer import VQTokenizer
 from biglearn.multimodal.transformer import AnyOrderTransformer
 from biglearn.sheets import save_png
-from biglearn.progress import Progress, Reporter, TrainingDiverged, format_eta
+from biglearn.progress import Progress, Reporter, StopRequest, TrainingDiverged, format_eta
 
 STAGES = ("tokenizer", "transformer")
+DEFAULT_DATA = "../shared/data/mnist/mnist.npz"
 
 
 def eq19_loss(transformer: AnyOrderTransformer, tokens: torch.Tensor, order: torch.Tensor,
@@ -136,15 +137,20 @@ def _train(cfg: DigitsTrainConfig, device: torch.device) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(run_dir)
     (run_dir / "config.json").write_text(cfg.to_json())
-    where = f"resuming {run.stage} from {found[-1]}" if found else "starting"
+    where = (f"resuming {run.stage} from {found[-1]}" if found
+             else f"starting (no checkpoint in {run_dir} to resume)" if cfg.resume else "starting")
     print(f"{where}: {len(images)} training digits, device {device}, run dir {run_dir}", flush=True)
-    reporter = Reporter(run_dir, True)
+    if run.stage == STAGES[-1] and run.progress.images_seen >= cfg.kimg * 1000:
+        print(f"nothing to train: the run has seen {run.progress.images_seen / 1000:g} kimg of its --kimg "
+              f"{cfg.kimg:g}; pass a larger --kimg to go on", flush=True)
+    reporter = Reporter(run_dir, True, resumed_at=run.progress.step)
+    stop = StopRequest(enabled=True)
     start = time.time()
     sheet_digits = data.images[torch.randperm(len(data), generator=torch.Generator().manual_seed(123))[:20]]
     try:
         if run.stage == "tokenizer":
             if not _stage(run, cfg.tok_kimg, cfg.tok_batch, lambda: _tokenizer_step(run, images), reporter,
-                          start, sheet_digits, run_dir):
+                          start, sheet_digits, run_dir, stop):
                 return run_dir
             accuracy = reconstruction_accuracy(run.tokenizer, data.images, data.labels, cfg.classifier)
             if accuracy is not None:
@@ -154,8 +160,9 @@ def _train(cfg: DigitsTrainConfig, device: torch.device) -> Path:
         run.tokenizer.eval()
         tokens = _tokenize(run.tokenizer, images, labels, cfg.model.codebook_size)
         _stage(run, cfg.kimg, cfg.batch, lambda: _transformer_step(run, tokens), reporter, start, sheet_digits,
-               run_dir)
+               run_dir, stop)
     finally:
+        stop.close()
         reporter.close()
     return run_dir
 
@@ -199,8 +206,8 @@ def _transformer_step(run: Run, tokens: torch.Tensor) -> dict[str, torch.Tensor]
 
 
 def _stage(run: Run, kimg: float, batch: int, step, reporter: Reporter, start: float, sheet_digits: torch.Tensor,
-           run_dir: Path) -> bool:
-    """Run the current stage to `kimg`; False when --max-minutes stopped it (with a checkpoint)."""
+           run_dir: Path, stop: StopRequest) -> bool:
+    """Run the current stage to `kimg`; False when --max-minutes or Ctrl-C stopped it (with a checkpoint)."""
     cfg, progress = run.cfg, run.progress
     total, tick_images = int(kimg * 1000), max(int(cfg.tick_kimg * 1000), 1)
     module = run.tokenizer if run.stage == "tokenizer" else run.transformer
@@ -214,7 +221,7 @@ def _stage(run: Run, kimg: float, batch: int, step, reporter: Reporter, start: f
         progress.step += 1
         progress.images_seen += batch
         done = progress.images_seen >= total
-        out_of_time = bool(cfg.max_minutes) and time.time() - start > cfg.max_minutes * 60
+        out_of_time = (bool(cfg.max_minutes) and time.time() - start > cfg.max_minutes * 60) or stop.requested
         if progress.images_seen - tick_images_start < tick_images and not done and not out_of_time:
             continue
         record = {k: float(v) / count for k, v in sums.items()}  # the tick's one host sync
@@ -234,7 +241,8 @@ def _stage(run: Run, kimg: float, batch: int, step, reporter: Reporter, start: f
             snapshot(run, run_dir, sheet_digits)
             module.train()
         if out_of_time:
-            print(f"stopping after --max-minutes {cfg.max_minutes:g}; resume with --resume auto", flush=True)
+            why = "on Ctrl-C" if stop.requested else f"after --max-minutes {cfg.max_minutes:g}"
+            print(f"stopping {why}; resume with --resume auto", flush=True)
             return False
     return True
 
@@ -256,8 +264,9 @@ def snapshot(run: Run, run_dir: Path, sheet_digits: torch.Tensor) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the multi-modal MNIST model (VQ tokenizer, then Eq. (19)).")
-    parser.add_argument("--preset", default="demo", help="demo (the shipped checkpoint) or tiny (tests)")
-    parser.add_argument("--data", default="../shared/data/mnist/mnist.npz", help="MNIST .npz or torchvision folder")
+    parser.add_argument("--preset", help="demo (the shipped checkpoint; the default), ci or tiny (tests); when "
+                        "resuming, the run's own settings")
+    parser.add_argument("--data", help=f"MNIST .npz or torchvision folder (default {DEFAULT_DATA})")
     parser.add_argument("--out", help="run directory (default runs/digits-PRESET)")
     parser.add_argument("--resume", help="'auto' (newest checkpoint in --out) or a checkpoint path")
     parser.add_argument("--kimg", type=float, help="transformer training length in thousands of images")
@@ -271,12 +280,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config as JSON and exit")
     args = parser.parse_args(argv)
     try:
-        cfg = preset(args.preset)
+        out = args.out or f"runs/digits-{args.preset or 'demo'}"
+        saved = saved_config(args.resume, Path(out))
+        if saved is None:
+            cfg = preset(args.preset or "demo")
+            cfg.out, cfg.data = out, DEFAULT_DATA
+        else:  # the run's own settings (see biglearn.cli.saved_config)
+            cfg = DigitsTrainConfig.from_dict(saved)
+            if args.preset and args.preset != cfg.preset:
+                raise ValueError(f"the checkpoint being resumed was trained with --preset {cfg.preset}, "
+                                 f"not {args.preset}; leave --preset out to continue it")
+            cfg.out = args.out or cfg.out
         for name in ("data", "resume", "kimg", "tok_kimg", "batch", "device", "seed", "max_minutes"):
             if getattr(args, name) is not None:
                 setattr(cfg, name, getattr(args, name))
-        cfg.out = args.out or f"runs/digits-{cfg.preset}"
         apply_overrides(cfg, args.set)
-    except ValueError as exc:
+        cfg.validate()
+        resolve_device(cfg.device)
+    except ValueError as exc:  # CheckpointError included
         parser.error(str(exc))
     return run_training(train, cfg, args.dry_run)
