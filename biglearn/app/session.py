@@ -225,7 +225,8 @@ class Studio:
     def undo_moves(self, s: Session) -> tuple[Session, dict]:
         """x as it was before the first move, and S too (a move keeps the patch it lands on)."""
         if s.mask_before_moves is None:
-            return s, self.view(replace(s, pending=None), "No patch moves to undo.")
+            s = replace(s, pending=None)
+            return s, self.view(s, "No patch moves to undo.")
         s = replace(s, image=s.original, mask=s.mask_before_moves, pending=None, mask_before_moves=None)
         return s, self.mask_view(s, "Patch moves undone.")
 
@@ -262,8 +263,8 @@ class Studio:
         s = replace(s, mask=mask, pending=None)
         what = "kept" if paint == "kept" else "generated"
         updates = self.mask_view(s, f"Brush: {int(cells.sum())} patches marked {what}.")
-        # Not the editor itself: redrawing it from the event that reads it sometimes left it stuck ("processing")
-        # in the browser; the app refreshes it in a follow-up event (show_brush).
+        # Not the editor itself: the app redraws it in a follow-up event (show_brush), not in the event that reads
+        # its strokes.
         updates.pop("brush", None)
         return s, updates
 
