@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
 
 MAX_FILE_BYTES = 10 * 1024 * 1024   # uploads larger than this are refused
 MAX_PIXELS = 50_000_000             # decoded size limit (after JPEG draft-mode reduction)
@@ -170,16 +170,27 @@ def to_model_image(image: Image.Image, size: int, channels: int, *, crop: Crop =
 
 
 def white_on_black(gray: np.ndarray) -> np.ndarray:
-    """[H, W] uint8 -> ink 255 on background 0: inverts light backgrounds and stretches the contrast."""
+    """[H, W] uint8 -> ink 255 on background 0: inverts light backgrounds, removes uneven lighting, stretches the
+    contrast."""
     values = gray.astype(np.float32)
     border = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
     if np.median(border) > 127:
-        values, border = 255 - values, 255 - border
-    values = np.clip(values - np.median(border), 0, None)
+        values = 255 - values
+    values = np.clip(values - local_background(values), 0, None)
     top = np.percentile(values, 99.5)
     if top < 8:  # nothing that looks like ink
         return np.zeros_like(gray)
     return np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8)
+
+
+def local_background(values: np.ndarray) -> np.ndarray:
+    """The background level around each pixel of an image with light strokes on a darker ground: the darkest value
+    within a quarter of the image (wider than any stroke), smoothed. A photo lit from one side has a ground that
+    varies across it; one level for the whole image (the border's median) turned the darker side into ink."""
+    image = Image.fromarray(values.clip(0, 255).astype(np.uint8))
+    window = max(3, min(image.size) // 4) | 1  # odd, as PIL's rank filters need
+    ground = image.filter(ImageFilter.MinFilter(window)).filter(ImageFilter.GaussianBlur(window / 2))
+    return np.asarray(ground, dtype=np.float32)
 
 
 def fit_to_mnist_frame(ink: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from biglearn import imaging
-from biglearn.imaging import Crop, ImageError, crop_preview, load_image, to_model_image
+from biglearn.imaging import Crop, ImageError, crop_preview, load_image, to_model_image, white_on_black
 
 
 def save(image: Image.Image, path, **kwargs):
@@ -155,6 +155,15 @@ def test_crop_selects_the_region():
     # Lanczos rings by a few levels and reads a little past the crop's edge
     assert to_model_image(picture, 8, 3, crop=Crop(x=1))[:, 1:].min() >= 250
     assert to_model_image(picture, 8, 3, crop=Crop(x=-1))[:, :-1].max() <= 5
+
+
+def test_uneven_lighting_is_not_taken_for_ink():
+    paper = np.linspace(150, 235, 200)[None, :].repeat(160, axis=0)  # a photo lit from the right
+    photo = paper.copy()
+    photo[30:130, 95:110] *= 0.35                                   # a dark "1"
+    ink = white_on_black(photo.astype(np.uint8))
+    assert ink[:, :40].max() < 64                                   # the darker left side is paper, not ink
+    assert ink[40:120, 98:107].min() > 128                          # the stroke is ink
 
 
 def test_crop_preview_outlines_the_crop():
