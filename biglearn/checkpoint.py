@@ -59,9 +59,10 @@ def save_training_state(path: Path, state: dict[str, Any]) -> None:
 TRAINING_STATE_KEYS = ("step", "images_seen", "rng_cpu", "config")  # what every trainer of the project saves
 
 
-def load_training_state(path: Path) -> dict[str, Any]:
+def load_training_state(path: Path, lazy: bool = False) -> dict[str, Any]:
+    """lazy: map the file instead of reading it (tensors are read when touched), to look at its config cheaply."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=lazy)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except Exception as exc:

@@ -45,7 +45,7 @@ def saved_config(resume: str | None, out: Path) -> dict[str, Any] | None:
     else:
         path = Path(resume)
     try:
-        return json.loads(load_training_state(path)["config"])
+        return json.loads(load_training_state(path, lazy=True)["config"])  # the trainer reads the weights
     except CheckpointError as exc:
         if older:  # e.g. the newest was cut short by a full disk
             raise CheckpointError(f"{exc}; the older {older[-1]} may be intact: pass --resume {older[-1]}") from exc

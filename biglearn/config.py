@@ -291,6 +291,13 @@ def default_out(dataset: str, preset_name: str) -> str:
     return f"runs/{dataset}-{preset_name}"
 
 
+def check_resumed_preset(trained: str, asked: str | None) -> None:
+    """A --preset given with --resume must be the run's own (the run's settings are the ones resumed)."""
+    if asked and asked != trained:
+        raise ValueError(f"the checkpoint being resumed was trained with --preset {trained}, not {asked}; "
+                         "leave --preset out to continue it")
+
+
 def config_from_args(dataset: str, args: argparse.Namespace, saved: dict[str, Any] | None = None) -> TrainConfig:
     """The preset, then the flags given. `saved` (the config stored in the checkpoint being resumed) replaces the
     preset, so that `--resume auto` alone continues a run with its own settings; flags given still apply."""
@@ -298,9 +305,7 @@ def config_from_args(dataset: str, args: argparse.Namespace, saved: dict[str, An
         cfg = preset(dataset, args.preset or DEFAULT_PRESET)
     else:
         cfg = TrainConfig.from_dict(saved)
-        if args.preset and args.preset != cfg.preset:
-            raise ValueError(f"the checkpoint being resumed was trained with --preset {cfg.preset}, "
-                             f"not {args.preset}; leave --preset out to continue it")
+        check_resumed_preset(cfg.preset, args.preset)
     for name in ("data", "out", "resume", "kimg", "batch", "device", "precision", "compile", "seed", "max_minutes"):
         value = getattr(args, name)
         if value is not None:

@@ -16,22 +16,21 @@ import argparse
 import gzip
 import hashlib
 import io
-import secrets
 import shutil
 import sys
 import tarfile
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from biglearn.checkpoint import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 TEST_EVERY = 20  # 1 file name in 20 (by hash) is held out as the test split of folder/tar sets
@@ -236,20 +235,9 @@ def load_dataset(dataset: str, path: str | Path, size: int, split: str = "train"
 
 
 # ---------------------------------------------------------------- packing a small copy for remote machines
-@contextmanager
-def _replacing(dst: Path) -> Iterator[BinaryIO]:
-    """A new file that replaces `dst` only when the block succeeds; on any failure it is removed and `dst` kept."""
+def _check_output(dst: Path) -> None:
     if dst.is_dir():
         raise DataError(f"--out {dst} is a folder; name the file to write")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(8)}.tmp")
-    file = open(tmp, "xb")  # "x": never someone else's file, so removing it below is always safe
-    try:
-        with file:
-            yield file
-        tmp.replace(dst)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def pack_mnist(src: Path, dst: Path) -> None:
@@ -257,8 +245,8 @@ def pack_mnist(src: Path, dst: Path) -> None:
     if not src.exists():
         raise DataError(f"MNIST data not found at {src}; pack --dataset mnist copies an mnist.npz file")
     read_mnist_npz(src)
-    with _replacing(dst) as out, open(src, "rb") as file:
-        shutil.copyfileobj(file, out)
+    _check_output(dst)
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def pack_faces(src: Path, dst: Path, size: int, quality: int = 85) -> int:
@@ -268,22 +256,28 @@ def pack_faces(src: Path, dst: Path, size: int, quality: int = 85) -> int:
     """
     if not src.exists():
         raise DataError(f"image data not found at {src}; pass a folder of images or .tar shards of JPEGs")
+    _check_output(dst)
     count = 0
-    with _replacing(dst) as out, tarfile.open(fileobj=out, mode="w") as tar:
-        for name, data in iter_image_bytes(src):
-            try:
-                array = decode_image(data, size, 3)
-            except Exception:
-                continue
-            buffer = io.BytesIO()
-            Image.fromarray(array.transpose(1, 2, 0)).save(buffer, format="JPEG", quality=quality)
-            info = tarfile.TarInfo(Path(name).name)
-            info.size = buffer.tell()
-            buffer.seek(0)
-            tar.addfile(info, buffer)
-            count += 1
+
+    def write(tmp: str) -> None:  # a failure leaves dst as it was (atomic_write)
+        nonlocal count
+        with tarfile.open(tmp, mode="w") as tar:
+            for name, data in iter_image_bytes(src):
+                try:
+                    array = decode_image(data, size, 3)
+                except Exception:
+                    continue
+                buffer = io.BytesIO()
+                Image.fromarray(array.transpose(1, 2, 0)).save(buffer, format="JPEG", quality=quality)
+                info = tarfile.TarInfo(Path(name).name)
+                info.size = buffer.tell()
+                buffer.seek(0)
+                tar.addfile(info, buffer)
+                count += 1
         if not count:
             raise DataError(f"no readable images under {src}; nothing packed, {dst} left as it was")
+
+    atomic_write(dst, write)
     return count
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from biglearn.checkpoint import (check_model_config, checkpoint_path, list_checkpoints, load_training_state,
                                  prune_checkpoints, refuse_used_folder, remove_stale_temp_files, save_training_state)
 from biglearn.cli import run_training, saved_config
-from biglearn.config import apply_overrides
+from biglearn.config import apply_overrides, check_resumed_preset
 from biglearn.data import load_dataset
 from biglearn.inference import resolve_device
 from biglearn.multimodal import figures
@@ -287,9 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg.out, cfg.data = out, DEFAULT_DATA
         else:  # the run's own settings (see biglearn.cli.saved_config)
             cfg = DigitsTrainConfig.from_dict(saved)
-            if args.preset and args.preset != cfg.preset:
-                raise ValueError(f"the checkpoint being resumed was trained with --preset {cfg.preset}, "
-                                 f"not {args.preset}; leave --preset out to continue it")
+            check_resumed_preset(cfg.preset, args.preset)
             cfg.out = args.out or cfg.out
         for name in ("data", "resume", "kimg", "tok_kimg", "batch", "device", "seed", "max_minutes"):
             if getattr(args, name) is not None:
