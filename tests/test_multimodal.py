@@ -178,13 +178,15 @@ def test_resume_alone_continues_with_the_run_settings_and_logs_each_tick_once(tm
     last = json.loads((out / "stats.jsonl").read_text().splitlines()[-1])
     with (out / "stats.jsonl").open("a") as stats:  # a tick after the last checkpoint, by a process killed later
         stats.write(json.dumps({**last, "step": last["step"] + 2}) + "\n")
-    resumed = digits_cli("--out", str(out), "--resume", "auto", "--kimg", "0.256")
+    resumed = digits_cli("--out", str(out), "--resume", "auto", "--kimg", "0.256", "--set", "weight_decay=0.5")
     assert resumed.returncode == 0, resumed.stderr
     assert "256 training digits" in resumed.stdout  # the run's limit_images, not the demo preset's 60,000
     config = json.loads((out / "config.json").read_text())
     assert (config["preset"], config["kimg"]) == ("tiny", 0.256)
     steps = [json.loads(line)["step"] for line in (out / "stats.jsonl").read_text().splitlines()]
     assert steps == [4, 8, 12, 16]  # 2 tokenizer ticks, 1 transformer tick, then 1 more after the resume
+    groups = load_training_state(list_checkpoints(out)[-1])["optimizer"]["param_groups"]
+    assert groups[0]["weight_decay"] == 0.5  # a setting given on resume applies (the checkpoint's is replaced)
 
 
 @pytest.mark.parametrize("flags,expected", [

@@ -88,7 +88,10 @@ class Run:
         self.transformer.load_state_dict(state["transformer"])
         self.stage = state["stage"]
         self.optimizer = self._optimizer()
+        wanted = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, settings in zip(self.optimizer.param_groups, wanted):  # this run's settings win, as for the GAN
+            group.update(settings)
         self.progress = Progress(int(state["step"]), int(state["images_seen"]))
         torch.set_rng_state(state["rng_cpu"])
 
