@@ -105,7 +105,13 @@ SETTLED = """([before, pattern, selector]) => {
 
 def wait_status(page, pattern: str, before: str | None = None, box: str = "#status") -> str:
     """Wait until the status line `box` is idle, differs from `before` and matches `pattern`."""
-    page.wait_for_function(SETTLED, arg=[before, pattern, box])
+    try:
+        page.wait_for_function(SETTLED, arg=[before, pattern, box])
+    except playwright_api.TimeoutError:  # say what the page showed instead: a bare timeout cannot be diagnosed
+        shown = page.evaluate("s => document.querySelector(s)?.innerText ?? '(no status box)'", box)
+        shot(page, "failed-wait")
+        raise AssertionError(f"status {box} never settled on {pattern!r} (before: {before!r}); it shows "
+                             f"{shown!r}; screenshot tests/screenshots/failed-wait.png") from None
     return status(page, box)
 
 
@@ -367,6 +373,7 @@ def test_without_models_the_page_says_why(browser, tmp_path, monkeypatch):
                             **app.launch_options())
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(60_000)  # the first page of a fresh server on a busy 2-core machine
         page.goto(url)
         wait_status(page, r"No model available.*No checkpoint for the faces model")
         act(page, lambda: page.click("#tool-all"), r"Problem:.*No checkpoint for the faces model")
