@@ -17,7 +17,8 @@ from biglearn.app.api import Api
 from biglearn.app.digits import (ANY_LABEL, GENERATE_CHOICES, LABEL_CHOICES, MAX_COUNT, MAX_TEMPERATURE, NO_LABEL,
                                  DigitsApi, DigitsStudio)
 from biglearn.app.models import MODELS, configure_threads
-from biglearn.app.session import CLICK_ACTIONS, USER_ERRORS, Studio, list_examples
+from biglearn.app.session import (CLICK_ACTIONS, RATIO_RANGE, SHIFT_RANGE, USER_ERRORS, ZOOM_RANGE, Studio,
+                                  list_examples)
 from biglearn.imaging import MAX_FILE_BYTES
 from biglearn.multimodal.model import SAMPLING_ORDERS
 
@@ -53,6 +54,13 @@ API_HELP = f"""Named endpoints for `gradio_client` (`Client(url).predict(..., ap
 `raster` (y first, then row by row)."""
 
 IMAGE_OUT = dict(format="png", interactive=False, buttons=["download", "fullscreen"])
+# Sliders apply as they move, on `change`: dragging, arrow keys, typed numbers and the page's clamping of a number
+# typed beyond the range all fire it (`release` misses all but dragging; `input` misses the clamping, leaving the
+# slider and the session apart). `change` also echoes values the app sets: the handlers ignore unchanged values. A
+# slow update skips the values dragged past meanwhile; values arrive unchecked and the handlers clamp them (Gradio's
+# own check would mark every output failed); no progress overlay flickers.
+LIVE_SLIDER = dict(trigger_mode="always_last", preprocess=False, show_progress="hidden")
+RATIO_LABEL = "S-ratio (random S adds patches in one order as it rises; the random tool shuffles the order)"
 
 
 class SessionBox:
@@ -101,9 +109,10 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
                         with gr.Accordion("Crop of the uploaded picture", open=True):
                             crop_preview = gr.Image(label="Crop (outlined)", elem_id="crop-preview", height=200,
                                                     **IMAGE_OUT)
-                            zoom = gr.Slider(1.0, 4.0, value=1.0, step=0.05, label="Zoom", elem_id="zoom")
-                            crop_x = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Left - right", elem_id="crop-x")
-                            crop_y = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Up - down", elem_id="crop-y")
+                            zoom = gr.Slider(*ZOOM_RANGE, value=1.0, step=0.05, label="Zoom", elem_id="zoom")
+                            crop_x = gr.Slider(*SHIFT_RANGE, value=0.0, step=0.05, label="Left - right",
+                                               elem_id="crop-x")
+                            crop_y = gr.Slider(*SHIFT_RANGE, value=0.0, step=0.05, label="Up - down", elem_id="crop-y")
                             fit_digit = gr.Checkbox(True, label="Digits: re-frame the ink like MNIST",
                                                     elem_id="fit-digit")
                         new_input = gr.Button("New input made up by the model", elem_id="new-input")
@@ -130,8 +139,7 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
                             tools = {name: gr.Button(name, size="sm", min_width=60, elem_id=f"tool-{name}")
                                      for name in M.TOOLS}
                         with gr.Row():
-                            ratio = gr.Slider(0.0, 0.9, value=0.5, step=0.05, label="S-ratio (on release: a new mask)",
-                                              elem_id="ratio")
+                            ratio = gr.Slider(*RATIO_RANGE, value=0.5, step=0.05, label=RATIO_LABEL, elem_id="ratio")
                             mode = gr.Radio(list(M.RATIO_MODES), value="random", label="S at that ratio",
                                             elem_id="mode")
                         with gr.Row():
@@ -255,7 +263,7 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
         # for damaged or oversized files. Gradio still checks that the path is one of its uploads.
         on(upload.change, lambda s, payload: studio.upload(s, uploaded(payload)), [upload], preprocess=False)
         for slider in (zoom, crop_x, crop_y):
-            on(slider.release, studio.recrop, [zoom, crop_x, crop_y, fit_digit])
+            on(slider.change, studio.recrop, [zoom, crop_x, crop_y, fit_digit], **LIVE_SLIDER)
         on(fit_digit.input, studio.recrop, [zoom, crop_x, crop_y, fit_digit])
         on(new_input.click, studio.generate_input)
 
@@ -271,7 +279,7 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
             show_progress_on=[grid, status])
         for name, button in tools.items():
             on(button.click, lambda s, name=name: studio.tool(s, name))
-        on(ratio.release, studio.set_ratio, [ratio, mode])
+        on(ratio.change, studio.set_ratio, [ratio, mode], **LIVE_SLIDER)
         on(mode.input, studio.set_ratio, [ratio, mode])
         on(seed.submit, studio.set_seed, [seed])
         on(seed.blur, studio.set_seed, [seed])  # a seed typed, then a button pressed: the button uses it
@@ -334,8 +342,7 @@ def digits_tab_layout() -> dict:
                 c["tools"] = {name: gr.Button(name, size="sm", min_width=60, elem_id=f"digits-tool-{name}")
                               for name in M.TOOLS}
             with gr.Row():
-                c["ratio"] = gr.Slider(0.0, 0.9, value=0.5, step=0.05, label="S-ratio (on release: a new mask)",
-                                       elem_id="digits-ratio")
+                c["ratio"] = gr.Slider(*RATIO_RANGE, value=0.5, step=0.05, label=RATIO_LABEL, elem_id="digits-ratio")
                 c["mode"] = gr.Radio(list(M.RATIO_MODES), value="random", label="S at that ratio",
                                      elem_id="digits-mode")
             c["label"] = gr.Radio(LABEL_CHOICES, value=NO_LABEL, label="Label given to the model (y in S')",
@@ -431,10 +438,10 @@ def wire_digits_tab(tab, c: dict, studio: DigitsStudio) -> None:
                      concurrency_limit=1, show_progress="hidden")
     for name, button in c["tools"].items():
         on(button.click, lambda s, name=name: studio.tool(s, name))
-    on(c["ratio"].release, studio.set_ratio, [c["ratio"], c["mode"]])
+    on(c["ratio"].change, studio.set_ratio, [c["ratio"], c["mode"]], **LIVE_SLIDER)
     on(c["mode"].input, studio.set_ratio, [c["ratio"], c["mode"]])
     on(c["label"].input, studio.set_label, [c["label"]])
-    on(c["temperature"].release, studio.set_temperature, [c["temperature"]])
+    on(c["temperature"].change, studio.set_temperature, [c["temperature"]], **LIVE_SLIDER)
     on(c["order"].input, studio.set_order, [c["order"]])
     on(c["seed"].submit, studio.set_seed, [c["seed"]])
     on(c["seed"].blur, studio.set_seed, [c["seed"]])

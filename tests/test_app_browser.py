@@ -172,14 +172,26 @@ def test_click_patches_on_the_grid(page):
     shot(page, "02-clicked")
 
 
-def test_s_ratio_slider_release(page):
-    grid = grid_size(page)
-    expected = round(0.8 * grid * grid)
-    slider = page.locator("#ratio input[type=range]")
-    slider.fill("0.8")
-    act(page, lambda: slider.dispatch_event("pointerup"), rf"Kept {expected} patches \(S-ratio")
-    assert mask_text(page).count("#") == expected
+def kept_cells(page) -> set[int]:
+    return {i for i, c in enumerate(mask_text(page).replace("\n", "")) if c == "#"}
+
+
+def test_s_ratio_slider_applies_as_it_moves(page):
+    n = grid_size(page) ** 2
+    number, slider = page.locator("#ratio input[type=number]"), page.locator("#ratio input[type=range]")
+    act(page, lambda: number.fill("0.8"), rf"Kept {round(0.8 * n)} patches \(S-ratio")  # typed: no release needed
+    high = kept_cells(page)
+    assert len(high) == round(0.8 * n)
+    act(page, lambda: (slider.focus(), slider.press("ArrowLeft")), rf"Kept {round(0.75 * n)} patches")  # a key
+    assert kept_cells(page) < high  # one order of the patches: S shrinks, it is not drawn anew
+    # beyond the range: the page clamps it when the box loses focus, and S follows what the slider shows
+    act(page, lambda: (number.fill("5"), page.click("#status")), rf"Kept {round(0.9 * n)} patches")
+    assert number.input_value() == "0.9" and kept_cells(page) > high
+    number.fill("0.8")
+    wait_status(page, rf"Kept {round(0.8 * n)} patches")
+    assert mask_text(page).count("#") == round(0.8 * n)
     # the mode radio: a raster mask at the same ratio (the status names the same count, so wait for the mask)
+    expected = round(0.8 * n)
     page.get_by_label("raster").first.check()
     page.wait_for_function("n => document.querySelector('#mask-text textarea').value.replace(/\\n/g, '')"
                            ".startsWith('#'.repeat(n))", arg=expected)
@@ -247,10 +259,8 @@ def test_upload_an_out_of_domain_picture(page, tmp_path):
     page.get_by_role("tab", name="Upload / webcam / paste").click()
     act(page, lambda: page.set_input_files("#upload input[type=file]", str(path)), r"Using your 300x200 picture")
     page.wait_for_selector("#crop-preview img")
-    zoom = page.locator("#zoom input[type=range]")
     old = image_src(page, "#grid")
-    zoom.fill("2")
-    zoom.dispatch_event("pointerup")
+    page.locator("#zoom input[type=number]").fill("2")  # typed: applies at once
     page.wait_for_function("s => document.querySelector('#grid img').src !== s", arg=old)
     shot(page, "07-upload")
 

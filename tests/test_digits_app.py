@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from studio_fixtures import ROOT, app_checkpoints  # noqa: F401  (fixture)
 
-from biglearn.app.digits import DigitsApi, DigitsSession, DigitsStudio, drawing
+from biglearn.app.digits import MAX_TEMPERATURE, DigitsApi, DigitsSession, DigitsStudio, drawing
 from biglearn.app.models import MULTIMODAL_MODELS, ModelCache, ModelUnavailable
 from biglearn.imaging import ImageError
 from biglearn.multimodal.model import DigitsModel
@@ -56,9 +56,11 @@ def test_label_temperature_and_seed(studio, started):
     again = studio.view(s)
     assert (again["panels"][1] == view["panels"][1]).all()                   # same seed, same digit
     s, view = studio.set_temperature(s, 0)
-    assert s.temperature == 0
-    with pytest.raises(ValueError, match="temperature"):
-        studio.set_temperature(s, 5)
+    assert s.temperature == 0 and "temperature" not in view
+    hot, view = studio.set_temperature(s, 5)  # typed beyond the slider: clamped, and the slider shows it
+    assert hot.temperature == view["temperature"] == MAX_TEMPERATURE
+    with pytest.raises(ValueError, match="temperature must be a number"):
+        studio.set_temperature(s, "hot")
     with pytest.raises(ValueError, match="digit 0-9"):
         studio.set_label(s, "11")
     s, view = studio.set_label(s, "none")
@@ -118,6 +120,10 @@ def test_mask_text_and_tools(studio, started):
         s, view = studio.tool(s, name)
     s, view = studio.set_ratio(s, 0.8, "raster")
     assert s.keep.sum() == round(0.8 * 49)
+    low, high = (studio.set_ratio(s, r, "random")[0].keep for r in (0.3, 0.6))  # one order of the tokens: nested
+    assert low.sum() == round(0.3 * 49) and not (low & ~high).any()
+    s, view = studio.set_ratio(s, 1.0, "random")
+    assert s.ratio == view["ratio"] == 0.9
 
 
 def test_api_functions(studio):

@@ -342,15 +342,41 @@ def test_every_mask_tool(studio, faces, tool):
         assert "joint generation" in updates["status"]
 
 
-def test_ratio_slider_release(studio, faces):
+def test_ratio_slider(studio, faces):
     session, updates = studio.set_ratio(faces, 0.8, "raster")
     n = session.mask.size
     assert kept_count(session) == round(0.8 * n) and session.mask.flatten()[: round(0.8 * n)].all()
     assert f"S-ratio {round(0.8 * n) / n:.2f}" in updates["status"]
+    assert "ratio" not in updates  # written back during a drag, the slider would jump back
+    clicked, _ = studio.click(session, 2, 2)
+    assert studio.set_ratio(clicked, 0.8, "raster") == (clicked, {})  # the slider echoing its value: S stays
     session, _ = studio.set_ratio(session, 0.0, "random")
     assert kept_count(session) == 0
     with pytest.raises(ValueError):
         studio.set_ratio(faces, 0.5, "spiral")
+
+
+def test_random_s_grows_along_one_order_until_the_random_tool_shuffles_it(studio, faces):
+    masks = [studio.set_ratio(faces, r, "random")[0].mask for r in (0.2, 0.5, 0.8, 0.5)]
+    assert [int(m.sum()) for m in masks] == [round(r * masks[0].size) for r in (0.2, 0.5, 0.8, 0.5)]
+    assert not (masks[0] & ~masks[1]).any() and not (masks[1] & ~masks[2]).any()  # each S inside the next
+    assert (masks[3] == masks[1]).all()                                             # and back down again
+    shuffled = faces
+    for _ in range(5):  # a new order: some other S of the same size (two equal draws in a row: ~1e-19 each)
+        shuffled, _ = studio.tool(shuffled, "random")
+        if not (studio.set_ratio(shuffled, 0.5, "random")[0].mask == masks[1]).all():
+            break
+    else:
+        pytest.fail("the random tool never changed the order of the patches")
+
+
+@pytest.mark.parametrize("typed,used", [(2, 0.9), (-1, 0.0), ("0.3", 0.3)])
+def test_ratio_typed_beyond_the_slider_is_clamped_and_shown(studio, faces, typed, used):
+    session, updates = studio.set_ratio(faces, typed, "raster")
+    assert session.ratio == used and kept_count(session) == round(used * session.mask.size)
+    assert updates.get("ratio", used) == used and ("ratio" in updates) == (float(typed) != used)
+    with pytest.raises(ValueError, match="S-ratio must be a number"):
+        studio.set_ratio(faces, "abc", "raster")
 
 
 def test_mask_text_edit(studio, faces):
@@ -429,7 +455,11 @@ def test_upload_any_picture_and_recrop(studio, faces, tmp_path):
     assert max(session.upload.shape[:2]) <= 512
     zoomed, updates = studio.recrop(session, 2.0, 1.0, -1.0, True)
     assert zoomed.crop.zoom == 2.0 and not (zoomed.image == session.image).all()
-    assert "crop_preview" in updates
+    assert "crop_preview" in updates and not {"zoom", "crop_x", "crop_y"} & updates.keys()  # mid-drag: no jumps
+    clamped, updates = studio.recrop(session, 9, 1.5, -1.0, True)  # typed beyond the sliders
+    assert (clamped.crop.zoom, clamped.crop.x) == (4.0, 1.0) and (updates["zoom"], updates["crop_x"]) == (4.0, 1.0)
+    assert "crop_y" not in updates
+    assert studio.recrop(clamped, 4.0, 1.0, -1.0, True) == (clamped, {})  # the sliders echoing the app's values
     assert studio.upload(faces, None) == (faces, {})
 
 

@@ -15,7 +15,7 @@ import torch
 from biglearn.app import masks as M
 from biglearn.app import ops, render
 from biglearn.app.models import MULTIMODAL_MODELS, ModelCache, gpu
-from biglearn.app.session import list_examples
+from biglearn.app.session import RATIO_RANGE, list_examples, slider_updates, slider_value
 from biglearn.imaging import load_image, to_model_image
 from biglearn.multimodal.config import IMAGE_SIZE, NUM_LABELS
 from biglearn.multimodal.model import SAMPLING_ORDERS, DigitsModel
@@ -116,6 +116,7 @@ class DigitsSession:
     seed: int = 0
     ratio: float = 0.5
     mode: str = "random"
+    mask_order: int = 0               # seeds the random order in which tokens join S (see set_ratio)
     source: str = "none"
 
 
@@ -245,17 +246,21 @@ class DigitsStudio(DigitsCapabilities):
         return s, self.view(s, f"Token ({row}, {col}) is now {'kept (S)' if s.keep[row, col] else 'generated (T)'}.")
 
     def tool(self, s: DigitsSession, name: str) -> tuple[DigitsSession, dict]:
-        keep = M.tool_mask(name, s.keep.shape[0], ratio=s.ratio, seed=random.randrange(2**31), current=s.keep)
-        s = replace(s, keep=keep)
+        """A mask tool; "random" also draws a new order of the tokens for the S-ratio slider."""
+        if name == "random":
+            s = replace(s, mask_order=random.randrange(2**31))
+        s = replace(s, keep=M.tool_mask(name, s.keep.shape[0], ratio=s.ratio, seed=s.mask_order, current=s.keep))
         return s, self.view(s)
 
-    def set_ratio(self, s: DigitsSession, ratio: float, mode: str) -> tuple[DigitsSession, dict]:
+    def set_ratio(self, s: DigitsSession, ratio, mode: str) -> tuple[DigitsSession, dict]:
+        """As the faces tab's: random S keeps the session's order of tokens, so S grows and shrinks with the slider."""
         if mode not in M.RATIO_MODES:
             raise ValueError(f"the mode must be one of {', '.join(M.RATIO_MODES)}, not {mode!r}")
-        ratio = float(ratio)
-        s = replace(s, ratio=ratio, mode=mode,
-                    keep=M.tool_mask(mode, s.keep.shape[0], ratio=ratio, seed=random.randrange(2**31)))
-        return s, self.view(s)
+        used = slider_value(ratio, RATIO_RANGE, "S-ratio")
+        if (used, mode) == (s.ratio, s.mode):  # the slider echoing a value the app set: S stays as the user left it
+            return s, slider_updates({}, ratio=(ratio, used))
+        s = replace(s, ratio=used, mode=mode, keep=M.tool_mask(mode, s.keep.shape[0], ratio=used, seed=s.mask_order))
+        return s, slider_updates(self.view(s), ratio=(ratio, used))
 
     def edit_mask(self, s: DigitsSession, text: str) -> tuple[DigitsSession, dict]:
         s = replace(s, keep=M.parse_grid(text, s.keep.shape[0]))
@@ -266,8 +271,11 @@ class DigitsStudio(DigitsCapabilities):
         return s, self.view(s)
 
     def set_temperature(self, s: DigitsSession, value) -> tuple[DigitsSession, dict]:
-        s = replace(s, temperature=parse_temperature(value))
-        return s, self.view(s)
+        used = slider_value(value, (0.0, MAX_TEMPERATURE), "temperature")
+        if used == s.temperature:
+            return s, slider_updates({}, temperature=(value, used))
+        s = replace(s, temperature=used)
+        return s, slider_updates(self.view(s), temperature=(value, used))
 
     def set_order(self, s: DigitsSession, order) -> tuple[DigitsSession, dict]:
         s = replace(s, order=parse_order(order))

@@ -24,11 +24,35 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_KINDS = ("faces", "digits", "drawn")  # examples/<kind>/*.png; "drawn" are out-of-domain pictures
 CLICK_ACTIONS = ("toggle", "move", "copy")
 USER_ERRORS = (ValueError, ImageError, ModelUnavailable)
+# The sliders' ranges (app.py builds the sliders from them; the handlers clamp what they receive into them)
+RATIO_RANGE = (0.0, 0.9)   # S-ratio: at 1.0 nothing would be left to generate
+ZOOM_RANGE = (1.0, 4.0)
+SHIFT_RANGE = (-1.0, 1.0)  # the crop's left-right and up-down
 
 
 def list_examples(kind: str) -> list[Path]:
     folder = EXAMPLES_DIR / kind
     return sorted(folder.glob("*.png")) if folder.is_dir() else []
+
+
+def slider_value(value, bounds: tuple[float, float], what: str) -> float:
+    """A slider's value as the app receives it, unchecked (Gradio's own check would turn a number typed beyond the
+    range into an error on every output of the event), clamped into `bounds` as the slider itself then shows it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the {what} must be a number, not {value!r}") from None
+    if number != number:  # NaN
+        raise ValueError(f"the {what} must be a number, not {value!r}")
+    return min(max(number, bounds[0]), bounds[1])
+
+
+def slider_updates(updates: dict, **sliders: tuple[float, float]) -> dict:
+    """`updates` with each slider (name=(value given, value used)) written back only where it was clamped: written
+    back during a drag, a slider would jump to where the pointer was when the event started."""
+    shown = {name: value for name, value in updates.items() if name not in sliders}
+    shown.update({name: used for name, (given, used) in sliders.items() if used != float(given)})
+    return shown
 
 
 def model_input(picture, completer: Completer, model: str, crop: Crop = Crop(), fit_digit: bool = True) -> np.ndarray:
@@ -52,6 +76,7 @@ class Session:
     ratio: float = 0.5
     mode: str = "random"
     seed: int = 0
+    mask_order: int = 0                  # seeds the random order in which patches join S (see set_ratio)
     pending: tuple[int, int] | None = None                   # patch picked up by a move/copy click
     mask_before_moves: np.ndarray | None = None               # S before the first patch move (for undo)
     brush_open: bool = False             # the Brush tab is shown: its picture follows every change of x and S
@@ -132,7 +157,7 @@ class Studio:
         """Keep the mask when the grid is unchanged, else draw one at the session's ratio and mode."""
         if s.mask is not None and s.mask.shape[0] == grid:
             return s
-        return replace(s, mask=M.tool_mask(s.mode, grid, ratio=s.ratio, seed=s.seed))
+        return replace(s, mask=M.tool_mask(s.mode, grid, ratio=s.ratio, seed=s.mask_order))
 
     def select_model(self, s: Session, model: str) -> tuple[Session, dict]:
         if model not in MODELS:
@@ -163,13 +188,18 @@ class Studio:
         note = f"Using your {w}x{h} picture (centre crop; adjust it under 'Crop')."
         return s, self.input_view(s, note)
 
-    def recrop(self, s: Session, zoom: float, x: float, y: float, fit_digit: bool) -> tuple[Session, dict]:
-        s = replace(s, crop=Crop(float(zoom), float(x), float(y)), fit_digit=bool(fit_digit))
+    def recrop(self, s: Session, zoom, x, y, fit_digit: bool) -> tuple[Session, dict]:
+        crop = Crop(slider_value(zoom, ZOOM_RANGE, "zoom"), slider_value(x, SHIFT_RANGE, "left - right shift"),
+                    slider_value(y, SHIFT_RANGE, "up - down shift"))
+        sliders = dict(zoom=(zoom, crop.zoom), crop_x=(x, crop.x), crop_y=(y, crop.y))
+        if (crop, bool(fit_digit)) == (s.crop, s.fit_digit):  # the sliders echoing values the app set
+            return s, slider_updates({}, **sliders)
+        s = replace(s, crop=crop, fit_digit=bool(fit_digit))
         if s.upload is None:
             return s, {"status": "The crop applies to uploaded pictures; upload one first."}
         image = model_input(s.upload, self.completer(s), s.model, s.crop, s.fit_digit)
         s = self._set_input(s, image, "upload", s.upload)
-        return s, self.input_view(s)
+        return s, slider_updates(self.input_view(s), **sliders)
 
     def use_example(self, s: Session, kind: str, index: int) -> tuple[Session, dict]:
         """A built-in example: faces/digits ones switch to their model; drawn ones are used like an upload."""
@@ -236,17 +266,25 @@ class Studio:
         return s, self.brush_view(s) if shown else {}
 
     def tool(self, s: Session, tool: str) -> tuple[Session, dict]:
-        grid = s.mask.shape[0]
-        seed = random.randrange(2**31) if tool == "random" else None
-        s = replace(s, mask=M.tool_mask(tool, grid, ratio=s.ratio, seed=seed, current=s.mask), pending=None)
+        """A mask tool; "random" also draws a new order of the patches for the S-ratio slider."""
+        if tool == "random":
+            s = replace(s, mask_order=random.randrange(2**31))
+        mask = M.tool_mask(tool, s.mask.shape[0], ratio=s.ratio, seed=s.mask_order, current=s.mask)
+        s = replace(s, mask=mask, pending=None)
         return s, self.mask_view(s)
 
-    def set_ratio(self, s: Session, ratio: float, mode: str) -> tuple[Session, dict]:
-        """The S-ratio slider was released (or the mode changed): a new random or raster mask at that ratio."""
+    def set_ratio(self, s: Session, ratio, mode: str) -> tuple[Session, dict]:
+        """The S-ratio slider moved (or the mode changed): S at that ratio. Random S keeps the session's order of
+        the patches, so dragging the slider up only adds patches to S (a sweep by hand, as in Fig. 3) and back down
+        removes them again; the Random tool draws a new order."""
         if mode not in M.RATIO_MODES:
             raise ValueError(f"the S-ratio mode must be one of {', '.join(M.RATIO_MODES)}")
-        s = replace(s, ratio=float(ratio), mode=mode)
-        return self.tool(s, mode)
+        used = slider_value(ratio, RATIO_RANGE, "S-ratio")
+        if (used, mode) == (s.ratio, s.mode):  # the slider echoing a value the app set: S stays as the user left it
+            return s, slider_updates({}, ratio=(ratio, used))
+        mask = M.tool_mask(mode, s.mask.shape[0], ratio=used, seed=s.mask_order)
+        s = replace(s, ratio=used, mode=mode, mask=mask, pending=None)
+        return s, slider_updates(self.mask_view(s), ratio=(ratio, used))
 
     def edit_mask(self, s: Session, text: str) -> tuple[Session, dict]:
         s = replace(s, mask=M.parse_grid(text, s.mask.shape[0]), pending=None)
