@@ -272,8 +272,18 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
         grid.select(grid_click, [state, action], outputs, api_visibility="private", trigger_mode="multiple",
                     concurrency_limit=1, show_progress="hidden")  # one at a time: fast clicks all count
         on(undo.click, studio.undo_moves)
-        on(brush_tab.select, lambda s: studio.show_brush(s, True))
-        on(click_tab.select, lambda s: studio.show_brush(s, False))
+        def tab_shown(brush_open: bool):
+            # Gradio selects the first tab by itself while the page loads. Before the load event has started a
+            # session there is nothing to redraw; starting one here raced the load event (two sessions, and with
+            # no model a "Problem" warning in place of the page's own message).
+            def shown(box: SessionBox | None):
+                if box is None or box.session is None:
+                    return {state: box}  # Gradio reads an empty dict as one value, not as no updates
+                return run(lambda s: studio.show_brush(s, brush_open), box)
+            return shown
+        for tab, brush_open in ((brush_tab, True), (click_tab, False)):
+            tab.select(tab_shown(brush_open), [state], outputs, api_visibility="private",
+                       show_progress_on=[grid, status])
         on(apply_brush.click, studio.apply_brush, [brush, paint]).then(
             lambda box: run(lambda s: studio.show_brush(s, True), box), [state], outputs, api_visibility="private",
             show_progress_on=[grid, status])
