@@ -11,7 +11,8 @@ from PIL import Image
 from biglearn import figures
 from biglearn.checkpoint import export_sampling_checkpoint
 from biglearn.config import preset
-from biglearn.evaluate import MODES, EvalConfig, check_output_folder, evaluate, main
+from biglearn.data import load_dataset
+from biglearn.evaluate import MODES, EvalConfig, check_output_folder, evaluate, main, real_sets
 from biglearn.inference import Completer
 from biglearn.nn.generator import Generator
 from biglearn.patches import pixel_mask
@@ -157,3 +158,15 @@ def test_abused_sources_put_the_named_patches_under_s(tiny):
         from_second = (mixed == other)[:, 0] & visible
         assert from_first.any() and from_second.any()           # x_S really mixes the two images
         assert (from_first | from_second)[:, visible].all()
+
+
+def test_real_sets_are_drawn_from_the_whole_split(tiny):
+    """MNIST's test file is ordered by source: the two real sets must not be its first 2n images."""
+    cfg = EvalConfig(checkpoint=str(tiny["mnist"]), out=Path("unused"), data=str(DATA / "mnist" / "mnist.npz"), n=50)
+    completer = Completer.from_pretrained(tiny["mnist"], "cpu")
+    a, b = real_sets(completer, cfg)
+    test = load_dataset("mnist", cfg.data, completer.cfg.image_size, "test")
+    index = {image.numpy().tobytes(): i for i, image in enumerate(test.images)}
+    drawn = [index[image.numpy().tobytes()] for image in torch.cat([a.images, b.images])]
+    assert len(set(drawn)) == 100 and max(drawn) > 5000 and min(drawn) < 5000  # both halves of the file
+    assert (test.labels[drawn[:50]] == a.labels).all()
