@@ -272,6 +272,7 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
         grid.select(grid_click, [state, action], outputs, api_visibility="private", trigger_mode="multiple",
                     concurrency_limit=1, show_progress="hidden")  # one at a time: fast clicks all count
         on(undo.click, studio.undo_moves)
+
         def tab_shown(brush_open: bool):
             # Gradio selects the first tab by itself while the page loads. Before the load event has started a
             # session there is nothing to redraw; starting one here raced the load event (two sessions, and with
