@@ -260,8 +260,9 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
                 return run(lambda s: studio.use_example(s, kind, evt.index), box)
             gallery.select(pick, [state], outputs, api_visibility="private")
         # Uploads skip Gradio's own decoding (preprocess=False): biglearn.imaging reads them, with clear messages
-        # for damaged or oversized files. Gradio still checks that the path is one of its uploads.
-        on(upload.change, lambda s, payload: studio.upload(s, uploaded(payload)), [upload], preprocess=False)
+        # for damaged or oversized files. Gradio still checks that the path is one of its uploads. On `input`, not
+        # `change`: a picture replacing another fires `change` twice (Chromium, Gradio 6.31), `input` once.
+        on(upload.input, lambda s, payload: studio.upload(s, uploaded(payload)), [upload], preprocess=False)
         for slider in (zoom, crop_x, crop_y):
             on(slider.change, studio.recrop, [zoom, crop_x, crop_y, fit_digit], **LIVE_SLIDER)
         on(fit_digit.input, studio.recrop, [zoom, crop_x, crop_y, fit_digit])
@@ -298,8 +299,8 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
         on(use_text.click, studio.edit_mask, [mask_text])
         on(samples_btn.click, studio.samples, [count])
         on(sweep_btn.click, studio.sweep, [sweep_mode])
-        on(mix_b.change, lambda s, payload: studio.mix_upload(s, 0, uploaded(payload)), [mix_b], preprocess=False)
-        on(mix_c.change, lambda s, payload: studio.mix_upload(s, 1, uploaded(payload)), [mix_c], preprocess=False)
+        on(mix_b.input, lambda s, payload: studio.mix_upload(s, 0, uploaded(payload)), [mix_b], preprocess=False)
+        on(mix_c.input, lambda s, payload: studio.mix_upload(s, 1, uploaded(payload)), [mix_c], preprocess=False)
         on(layout.input, studio.set_layout, [layout])
         on(mix_tab.select, lambda s: (s, studio.mix_view(s)))
 
@@ -436,7 +437,7 @@ def wire_digits_tab(tab, c: dict, studio: DigitsStudio) -> None:
 
     tab.select(open_tab, [state], outputs, api_visibility="private")
     on(c["use_pad"].click, studio.use_drawing, [c["pad"]])
-    on(c["upload"].change, lambda s, payload: studio.upload(s, uploaded(payload)), [c["upload"]], preprocess=False)
+    on(c["upload"].input, lambda s, payload: studio.upload(s, uploaded(payload)), [c["upload"]], preprocess=False)
 
     def pick(box, evt: gr.SelectData):
         return run(lambda s: studio.use_example(s, evt.index), box)

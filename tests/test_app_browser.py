@@ -19,6 +19,7 @@ from studio_fixtures import ROOT, SCREENSHOTS, app_checkpoints, app_environment,
 
 import app
 from biglearn.app import models
+from biglearn.app.digits import DigitsStudio
 from biglearn.app.models import ModelCache
 from biglearn.app.session import Studio
 
@@ -371,6 +372,57 @@ def test_sessions_do_not_share_state(page, browser, server):
     act(other, lambda: other.click("#tool-all"), "nothing to generate")
     assert mask_text(page) == mine
     other.close()
+
+
+def test_a_picture_replacing_another_is_read_once(browser, tmp_path):
+    """Both upload boxes: a second picture dropped on the first is read once (on `change` it was read twice)."""
+    read = []
+
+    class CountingStudio(Studio):
+        def upload(self, s, picture):
+            read.append(("faces", picture))
+            return super().upload(s, picture)
+
+    class CountingDigits(DigitsStudio):
+        def upload(self, s, picture):
+            read.append(("digits", picture))
+            return super().upload(s, picture)
+
+    pictures = []
+    for k in range(2):
+        array = np.full((90, 70), 255, np.uint8)
+        array[15:75, 20 + 20 * k:30 + 20 * k] = 0
+        pictures.append(tmp_path / f"picture{k}.png")
+        Image.fromarray(array).save(pictures[-1])
+    demo = app.build_demo(CountingStudio(ModelCache(device="cpu")), CountingDigits(device="cpu"))
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                            **app.launch_options())
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        wait_status(page, "Kept")
+        def drop(box: str, path: Path) -> None:  # both pictures give the same status line: count the reads
+            before = len(read)
+            page.set_input_files(f"{box} input[type=file]", str(path))
+            deadline = time.time() + 30
+            while len(read) == before and time.time() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.5)  # a second read follows within milliseconds
+
+        page.get_by_role("tab", name="Upload / webcam / paste").click()
+        for path in pictures:
+            drop("#upload", path)
+        page.get_by_role("tab", name="Digits: classify & generate").click()
+        page.get_by_role("tab", name="Upload a digit").click()
+        for path in pictures:
+            drop("#digits-upload", path)
+        assert [(kind, Path(picture).name) for kind, picture in read] == [
+            ("faces", "picture0.png"), ("faces", "picture1.png"), ("digits", "picture0.png"), ("digits", "picture1.png")]
+        wait_status(page, "Using your picture", box="#digits-status")
+        page.close()
+    finally:
+        demo.close()
 
 
 def test_without_models_the_page_says_why(browser, tmp_path, monkeypatch):
