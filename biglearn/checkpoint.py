@@ -116,6 +116,13 @@ def export_sampling_checkpoint(folder: Path, generator: torch.nn.Module, cfg: Mo
     atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
 
 
+def untouched_rng():
+    """Around building a module that a checkpoint's weights then overwrite: its init draws from torch's global RNG,
+    and loading a model must not shift the caller's random stream (a run that loads one, e.g. the snapshot judge,
+    would otherwise not resume bit for bit)."""
+    return torch.random.fork_rng(devices=[])
+
+
 def read_checkpoint_folder(folder: Path, what: str = "sampling checkpoint") -> tuple[dict[str, Any], Path]:
     """(config.json as a dict, the path of model.safetensors) of a checkpoint folder, or a CheckpointError."""
     folder = Path(folder)

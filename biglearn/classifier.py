@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from biglearn.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, atomic_write, read_checkpoint_folder
+from biglearn.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, CheckpointError, atomic_write, read_checkpoint_folder,
+                                 untouched_rng)
 from biglearn.inference import resolve_checkpoint, resolve_device
 
 INPUT_SIZE = 28
@@ -111,7 +112,9 @@ def load_classifier(name_or_path: str | Path, device: str | torch.device | None 
     if meta.get("kind") != KIND:
         raise CheckpointError(f"{config_path} describes a {meta.get('kind', 'GAN')!r}, not a {KIND}")
     model = meta["model"]
-    classifier = DigitClassifier(channels=tuple(model["channels"]), hidden=model["hidden"], dropout=model["dropout"])
+    with untouched_rng():
+        classifier = DigitClassifier(channels=tuple(model["channels"]), hidden=model["hidden"],
+                                     dropout=model["dropout"])
     try:
         classifier.load_state_dict(load_file(weights_path))
     except Exception as exc:

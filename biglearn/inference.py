@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from biglearn.checkpoint import CheckpointError, read_sampling_checkpoint
+from biglearn.checkpoint import CheckpointError, read_sampling_checkpoint, untouched_rng
 from biglearn.config import ModelConfig
 from biglearn.nn.generator import Generator
 from biglearn.patches import SourceMasks, mask_from_grid, pixel_mask
@@ -70,7 +70,8 @@ class Completer(SourceMasks):
     def from_pretrained(cls, name_or_path: str | Path, device: str | None = "auto",
                         precision: str = "fp32") -> "Completer":
         cfg, weights, meta = read_sampling_checkpoint(resolve_checkpoint(name_or_path))
-        generator = Generator(cfg)
+        with untouched_rng():
+            generator = Generator(cfg)
         expected = generator.state_dict()
         if set(weights) != set(expected) or any(weights[k].shape != expected[k].shape for k in expected):
             raise CheckpointError(f"weights in {name_or_path} do not match the model in its config.json")

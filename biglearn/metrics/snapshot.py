@@ -22,8 +22,7 @@ def load_judge(dataset: str, device: torch.device) -> DigitClassifier | None:
     if dataset != "mnist":
         return None
     try:
-        with torch.random.fork_rng(devices=[]):  # building the module draws init weights: keep resumes bit-exact
-            return load_classifier("mnist-classifier", device)[0]
+        return load_classifier("mnist-classifier", device)[0]  # leaves the random stream as it was
     except CheckpointError as exc:
         print(f"snapshot metrics: no digit classifier ({exc}); only joint_spread is measured", flush=True)
         return None

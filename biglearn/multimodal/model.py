@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from biglearn.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, atomic_write, read_checkpoint_folder
+from biglearn.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, CheckpointError, atomic_write, read_checkpoint_folder,
+                                 untouched_rng)
 from biglearn.inference import resolve_checkpoint, resolve_device
 from biglearn.multimodal.config import IMAGE_SIZE, NUM_LABELS, DigitsModelConfig
 from biglearn.multimodal.objective import LABEL, pairs_from_sources
@@ -50,7 +51,8 @@ class DigitsModel(SourceMasks):
             raise CheckpointError(f"{folder} holds a {meta.get('kind', 'BigLearn-GAN')!r} model, not a {KIND!r} one")
         try:
             cfg = DigitsModelConfig(**meta["model"])
-            tokenizer, transformer = VQTokenizer(cfg), AnyOrderTransformer(cfg)
+            with untouched_rng():
+                tokenizer, transformer = VQTokenizer(cfg), AnyOrderTransformer(cfg)
             weights = load_file(weights_path)
             for prefix, module in (("tokenizer.", tokenizer), ("transformer.", transformer)):
                 module.load_state_dict({k[len(prefix):]: v.float() for k, v in weights.items() if k.startswith(prefix)})
