@@ -109,7 +109,7 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
                         with gr.Accordion("Crop of the uploaded picture", open=True):
                             crop_preview = gr.Image(label="Crop (outlined)", elem_id="crop-preview", height=200,
                                                     **IMAGE_OUT)
-                            zoom = gr.Slider(*ZOOM_RANGE, value=1.0, step=0.05, label="Zoom", elem_id="zoom")
+                            zoom = gr.Slider(*ZOOM_RANGE, value=1.0, step=0.01, label="Zoom", elem_id="zoom")
                             crop_x = gr.Slider(*SHIFT_RANGE, value=0.0, step=0.05, label="Left - right",
                                                elem_id="crop-x")
                             crop_y = gr.Slider(*SHIFT_RANGE, value=0.0, step=0.05, label="Up - down", elem_id="crop-y")

@@ -141,16 +141,21 @@ def load_mnist(path: str | Path, size: int, split: str = "train", download: bool
 
 
 # ---------------------------------------------------------------- faces
-def face_crop(image: Image.Image) -> Image.Image:
-    """Centre square around the face of an aligned CelebA image (140 px of 178x218), scaled to any resolution.
+def face_square_side(width: int, height: int) -> int:
+    """Side of the centred face square of an aligned CelebA image (140 px of 178x218), at any resolution.
 
-    A square image is returned as is: an aligned CelebA image is never square, so a square one is taken to be a
-    face square already (e.g. from `pack_faces`); cropping it again would zoom in by 178/140.
+    A square image is a face square already (e.g. from `pack_faces`; an aligned CelebA image is never square):
+    cropping it again would zoom in by 178/140.
     """
+    return width if width == height else min(round(width * 140 / 178), height)
+
+
+def face_crop(image: Image.Image) -> Image.Image:
+    """The centred face square (`face_square_side`) of an image."""
     w, h = image.size
-    if w == h:
+    side = face_square_side(w, h)
+    if side == w == h:
         return image
-    side = min(round(w * 140 / 178), h)
     left, top = (w - side) // 2, (h - side) // 2
     return image.crop((left, top, left + side, top + side))
 

@@ -15,6 +15,7 @@ from biglearn.app.api import Api
 from biglearn.app.models import ModelCache, ModelUnavailable, find_checkpoint, gpu
 from biglearn.app.session import Session, Studio, list_examples
 from biglearn.checkpoint import CheckpointError
+from biglearn.data import decode_image
 from biglearn.imaging import ImageError
 
 
@@ -461,6 +462,19 @@ def test_upload_any_picture_and_recrop(studio, faces, tmp_path):
     assert "crop_y" not in updates
     assert studio.recrop(clamped, 4.0, 1.0, -1.0, True) == (clamped, {})  # the sliders echoing the app's values
     assert studio.upload(faces, None) == (faces, {})
+
+
+def test_an_uploaded_face_starts_framed_as_the_training_faces(studio, faces, tmp_path):
+    """A CelebA-shaped portrait (178x218) starts cropped as the data loader crops faces; square and landscape
+    pictures start at the largest centred square, as the loader leaves square ones."""
+    path = picture(tmp_path / "portrait.png", size=(178, 218), mode="RGB")
+    session, updates = studio.upload(faces, str(path))
+    assert session.crop.zoom == 1.27 and updates["zoom"] == 1.27 and "training faces' framing" in updates["status"]
+    size = session.image.shape[0]
+    loader = decode_image(path.read_bytes(), size, 3).transpose(1, 2, 0)
+    assert np.abs(session.image.astype(int) - loader.astype(int)).mean() < 2  # same framing, to rounding
+    for shape in ((200, 200), (300, 200)):
+        assert studio.upload(faces, str(picture(tmp_path / "other.png", size=shape)))[0].crop.zoom == 1.0
 
 
 def test_bad_uploads_raise_user_errors(studio, faces, tmp_path):

@@ -17,6 +17,7 @@ from PIL import Image
 from biglearn.app import masks as M
 from biglearn.app import ops, render
 from biglearn.app.models import MODELS, ModelCache, ModelUnavailable
+from biglearn.data import face_square_side
 from biglearn.imaging import Crop, ImageError, crop_preview, load_image, to_model_image
 from biglearn.inference import Completer
 
@@ -181,11 +182,14 @@ class Studio:
             return s, {}
         working = np.asarray(load_image(picture))
         completer = self.completer(s)
-        s = replace(s, crop=Crop())
+        h, w = working.shape[:2]
+        # Faces start framed as the training faces were: the centred face square of an aligned CelebA picture
+        framing = "the training faces' framing" if s.model == "faces" else "centre crop"
+        zoom = round(min(w, h) / face_square_side(w, h), 2) if s.model == "faces" else 1.0  # on the slider's steps
+        s = replace(s, crop=Crop(zoom))
         image = model_input(working, completer, s.model, s.crop, s.fit_digit)
         s = self._set_input(s, image, "upload", working)
-        h, w = working.shape[:2]
-        note = f"Using your {w}x{h} picture (centre crop; adjust it under 'Crop')."
+        note = f"Using your {w}x{h} picture ({framing}, zoom {s.crop.zoom:.2f}; adjust it under 'Crop')."
         return s, self.input_view(s, note)
 
     def recrop(self, s: Session, zoom, x, y, fit_digit: bool) -> tuple[Session, dict]:
