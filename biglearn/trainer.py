@@ -38,6 +38,10 @@ def setup_distributed(cfg: TrainConfig) -> tuple[torch.device, int, int]:
     return device, dist.get_rank(), dist.get_world_size()
 
 
+def past_time_limit(cfg: TrainConfig, start_time: float) -> bool:
+    return bool(cfg.max_minutes) and time.time() - start_time > cfg.max_minutes * 60
+
+
 def build_networks(cfg: TrainConfig, device: torch.device, distributed: bool) -> Networks:
     G, D = Generator(cfg.model).to(device), Discriminator(cfg.model).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
@@ -181,14 +185,17 @@ def train(cfg: TrainConfig) -> Path:
             progress.step += 1
             progress.images_seen += cfg.batch
             done = progress.images_seen >= total_images
-            out_of_time = cfg.max_minutes and time.time() - start_time > cfg.max_minutes * 60
-            out_of_time = out_of_time or stop.requested
+            # Ctrl-C exists in one-process runs only. Ranks read their own clocks, so under torchrun the time limit
+            # is agreed on at ticks (below): a rank stopping alone left the others waiting in a collective.
+            out_of_time = stop.requested or (not distributed and past_time_limit(cfg, start_time))
             if progress.images_seen - tick_start_images < tick_images and not done and not out_of_time:
                 continue
             # ---- tick: the only host sync
             if distributed:
-                dist.all_reduce(loss_sum)
-                loss_sum /= world
+                shared = torch.cat([loss_sum, loss_sum.new_tensor([past_time_limit(cfg, start_time)])])
+                dist.all_reduce(shared)  # sums: the losses of all ranks, and how many ranks are out of time
+                loss_sum.copy_(shared[:-1] / world)
+                out_of_time = shared[-1].item() > 0
             losses = dict(zip(LOSS_NAMES, (loss_sum / loss_steps).tolist()))
             bad = [k for k, v in losses.items() if not math.isfinite(v)]
             if bad:

@@ -173,6 +173,20 @@ def test_torchrun_two_processes_on_cpu(tmp_path, mnist_npz):
     assert list_checkpoints(out)
 
 
+def test_torchrun_ranks_stop_together_at_the_time_limit(tmp_path, mnist_npz):
+    """--max-minutes under torchrun: every rank must stop at the same step (a rank stopping alone left the other
+    waiting in a collective that never came)."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(REPO / "train" / "train_mnist.py"), *TINY, "--data", str(mnist_npz), "--out", str(out),
+           "--kimg", "1000", "--max-minutes", "0.1", "--device", "cpu", "--set", "tick_kimg=0.032"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=REPO,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stopping after --max-minutes 0.1" in result.stdout
+    assert list_checkpoints(out)
+
+
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mnist_npz):
     cfg = preset("mnist", "tiny")
     cfg.data, cfg.out, cfg.limit_images, cfg.kimg = str(mnist_npz), str(tmp_path / "nan"), 64, 0.2
