@@ -279,8 +279,8 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
             # session there is nothing to redraw; starting one here raced the load event (two sessions, and with
             # no model a "Problem" warning in place of the page's own message).
             def shown(box: SessionBox | None):
-                if box is None or box.session is None:
-                    return {state: box}  # Gradio reads an empty dict as one value, not as no updates
+                if box is None or box.session is None:  # (an empty dict would be read as one value)
+                    return {state: gr.skip()}  # not `box`: arriving late, it would replace the load event's box
                 return run(lambda s: studio.show_brush(s, brush_open), box)
             return shown
         for tab, brush_open in ((brush_tab, True), (click_tab, False)):

@@ -494,7 +494,9 @@ def test_bad_uploads_raise_user_errors(studio, faces, tmp_path):
 
 def test_recrop_without_upload_explains(studio, faces):
     session, updates = studio.recrop(faces, 1.5, 0, 0, True)
-    assert "upload one first" in updates["status"]
+    assert "upload one first" in updates["status"] and "zoom" not in updates
+    session, updates = studio.recrop(faces, 10, 0, 0, True)  # typed beyond the slider: shown clamped all the same
+    assert session.crop.zoom == updates["zoom"] == 4.0
 
 
 def test_examples_switch_models(studio, faces):

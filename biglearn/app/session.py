@@ -200,7 +200,8 @@ class Studio:
             return s, slider_updates({}, **sliders)
         s = replace(s, crop=crop, fit_digit=bool(fit_digit))
         if s.upload is None:
-            return s, {"status": "The crop applies to uploaded pictures; upload one first."}
+            return s, slider_updates({"status": "The crop applies to uploaded pictures; upload one first."},
+                                     **sliders)
         image = model_input(s.upload, self.completer(s), s.model, s.crop, s.fit_digit)
         s = self._set_input(s, image, "upload", s.upload)
         return s, slider_updates(self.input_view(s), **sliders)
