@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 
@@ -17,6 +18,11 @@ class TrainingDiverged(RuntimeError):
 class Progress:
     step: int = 0
     images_seen: int = 0
+
+
+def past_time_limit(max_minutes: float, start_time: float) -> bool:
+    """--max-minutes (0: no limit) has run out since `start_time`."""
+    return bool(max_minutes) and time.time() - start_time > max_minutes * 60
 
 
 def format_eta(seconds: float) -> str:

@@ -21,7 +21,7 @@ from biglearn.inference import Completer, resolve_device
 from biglearn.metrics.snapshot import load_judge, snapshot_metrics
 from biglearn.nn.discriminator import Discriminator
 from biglearn.nn.generator import Generator
-from biglearn.progress import Progress, Reporter, StopRequest, TrainingDiverged, format_eta
+from biglearn.progress import Progress, Reporter, StopRequest, TrainingDiverged, format_eta, past_time_limit
 from biglearn.sheets import write_training_sheets
 from biglearn.step import LOSS_NAMES, Networks, TrainStep
 
@@ -36,10 +36,6 @@ def setup_distributed(cfg: TrainConfig) -> tuple[torch.device, int, int]:
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device, dist.get_rank(), dist.get_world_size()
-
-
-def past_time_limit(cfg: TrainConfig, start_time: float) -> bool:
-    return bool(cfg.max_minutes) and time.time() - start_time > cfg.max_minutes * 60
 
 
 def build_networks(cfg: TrainConfig, device: torch.device, distributed: bool) -> Networks:
@@ -187,12 +183,12 @@ def train(cfg: TrainConfig) -> Path:
             done = progress.images_seen >= total_images
             # Ctrl-C exists in one-process runs only. Ranks read their own clocks, so under torchrun the time limit
             # is agreed on at ticks (below): a rank stopping alone left the others waiting in a collective.
-            out_of_time = stop.requested or (not distributed and past_time_limit(cfg, start_time))
+            out_of_time = stop.requested or (not distributed and past_time_limit(cfg.max_minutes, start_time))
             if progress.images_seen - tick_start_images < tick_images and not done and not out_of_time:
                 continue
             # ---- tick: the only host sync
             if distributed:
-                shared = torch.cat([loss_sum, loss_sum.new_tensor([past_time_limit(cfg, start_time)])])
+                shared = torch.cat([loss_sum, loss_sum.new_tensor([past_time_limit(cfg.max_minutes, start_time)])])
                 dist.all_reduce(shared)  # sums: the losses of all ranks, and how many ranks are out of time
                 loss_sum.copy_(shared[:-1] / world)
                 out_of_time = shared[-1].item() > 0

@@ -183,9 +183,10 @@ class Studio:
         working = np.asarray(load_image(picture))
         completer = self.completer(s)
         h, w = working.shape[:2]
-        # Faces start framed as the training faces were: the centred face square of an aligned CelebA picture
-        framing = "the training faces' framing" if s.model == "faces" else "centre crop"
-        zoom = round(min(w, h) / face_square_side(w, h), 2) if s.model == "faces" else 1.0  # on the slider's steps
+        if s.model == "faces":  # framed as the training faces: the centred face square of an aligned CelebA picture
+            zoom, framing = round(min(w, h) / face_square_side(w, h), 2), "the training faces' framing"  # on a step
+        else:
+            zoom, framing = 1.0, "centre crop"
         s = replace(s, crop=Crop(zoom))
         image = model_input(working, completer, s.model, s.crop, s.fit_digit)
         s = self._set_input(s, image, "upload", working)

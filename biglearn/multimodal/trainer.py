@@ -29,7 +29,7 @@ from biglearn.multimodal.objective import LABEL, sample_pairs, target_slots
 from biglearn.multimodal.tokenizer import VQTokenizer
 from biglearn.multimodal.transformer import AnyOrderTransformer
 from biglearn.sheets import save_png
-from biglearn.progress import Progress, Reporter, StopRequest, TrainingDiverged, format_eta
+from biglearn.progress import Progress, Reporter, StopRequest, TrainingDiverged, format_eta, past_time_limit
 
 STAGES = ("tokenizer", "transformer")
 DEFAULT_DATA = "../shared/data/mnist/mnist.npz"
@@ -224,7 +224,7 @@ def _stage(run: Run, kimg: float, batch: int, step, reporter: Reporter, start: f
         progress.step += 1
         progress.images_seen += batch
         done = progress.images_seen >= total
-        out_of_time = (bool(cfg.max_minutes) and time.time() - start > cfg.max_minutes * 60) or stop.requested
+        out_of_time = past_time_limit(cfg.max_minutes, start) or stop.requested
         if progress.images_seen - tick_images_start < tick_images and not done and not out_of_time:
             continue
         record = {k: float(v) / count for k, v in sums.items()}  # the tick's one host sync
