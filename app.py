@@ -71,11 +71,24 @@ class SessionBox:
     Resample; a tab, then a mask tool) would both start from the same Session, and whichever finished last would
     silently drop the other's change. So the State holds this box, the same object for every event of the session,
     and each handler reads the current Session, runs, and stores the new one under the lock: one at a time.
+
+    The State's initial value is a box: Gradio gives each browser session a deep copy of it on the session's first
+    event, so even events that start before the page's load event has finished share the load event's box.
     """
 
     def __init__(self) -> None:
         self.session = None
+        self.brush_open = False  # the Brush tab was opened before the session started: start it with the tab open
         self.lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict) -> SessionBox:
+        """Only the State's initial (empty) box is ever copied, once per browser session: a new empty box."""
+        return SessionBox()
+
+
+def session_state() -> gr.State:
+    """A `SessionBox` per browser session, dropped when idle."""
+    return gr.State(SessionBox(), time_to_live=3 * 3600)
 
 
 def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None) -> gr.Blocks:
@@ -83,7 +96,7 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
     digits = digits or DigitsStudio(device=studio.cache.device)
     api = Api(studio)
     with gr.Blocks(title="BigLearn Studio", delete_cache=(3600, 7200)) as demo:
-        state = gr.State(None, time_to_live=3 * 3600)  # a SessionBox per browser session, dropped when idle
+        state = session_state()
         gr.Markdown(INTRO)
         with gr.Tabs(elem_id="top-tabs"):
             with gr.Tab("Complete images", elem_id="tab-images"):
@@ -215,14 +228,21 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
                     shown[named[name]] = value
             return shown
 
-        def run(handler, box: SessionBox | None, *args) -> dict:
+        def start_session(box: SessionBox) -> dict:
+            """Start the box's session (under its lock) on the faces model, with the Brush tab open if it is."""
+            box.session, updates = studio.start("faces")
+            if box.brush_open:
+                box.session, brush = studio.show_brush(box.session, True)
+                updates = {**updates, **brush}
+            return updates
+
+        def run(handler, box: SessionBox, *args) -> dict:
             """Call a session handler on the session as it is now (one event at a time per browser session, see
             SessionBox); problems the user can fix become a warning and a status line."""
-            box = box or SessionBox()  # the page's load event failed (e.g. no model) or has not finished yet
             with box.lock:
                 try:
-                    if box.session is None:
-                        box.session, _ = studio.start(model="faces")
+                    if box.session is None:  # the page's load event failed (e.g. no model) or is still running
+                        start_session(box)
                     box.session, updates = handler(box.session, *args)
                     return show(box, updates)
                 except USER_ERRORS as exc:
@@ -239,12 +259,11 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
             return trigger(lambda box, *args: run(handler, box, *args), [state, *inputs], outputs,
                            api_visibility="private", **kwargs)
 
-        def start(box: SessionBox | None):
-            box = box or SessionBox()
+        def start(box: SessionBox):
             with box.lock:
                 try:
                     if box.session is None:  # else an early event already started it: keep what the user did
-                        box.session, updates = studio.start("faces")
+                        updates = start_session(box)
                     else:
                         s = box.session
                         updates = {**studio.view(s), **studio.controls(s), **studio.crop_view(s),
@@ -275,12 +294,14 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
         on(undo.click, studio.undo_moves)
 
         def tab_shown(brush_open: bool):
-            # Gradio selects the first tab by itself while the page loads. Before the load event has started a
-            # session there is nothing to redraw; starting one here raced the load event (two sessions, and with
-            # no model a "Problem" warning in place of the page's own message).
-            def shown(box: SessionBox | None):
-                if box is None or box.session is None:  # (an empty dict would be read as one value)
-                    return {state: gr.skip()}  # not `box`: arriving late, it would replace the load event's box
+            # Gradio selects the first tab by itself while the page loads. Before the load event has started the
+            # session, the tab is noted for it to open with; starting a session here instead would put a "Problem"
+            # warning in place of the page's own message when there is no model.
+            def shown(box: SessionBox):
+                with box.lock:
+                    if box.session is None:
+                        box.brush_open = brush_open
+                        return {state: box}  # (an empty dict would be read as one value)
                 return run(lambda s: studio.show_brush(s, brush_open), box)
             return shown
         for tab, brush_open in ((brush_tab, True), (click_tab, False)):
@@ -394,7 +415,7 @@ def digits_tab_layout() -> dict:
 
 def wire_digits_tab(tab, c: dict, studio: DigitsStudio) -> None:
     """Events of the digits tab: its own per-session state and lock (see SessionBox)."""
-    state = gr.State(None, time_to_live=3 * 3600)
+    state = session_state()
     single = ["grid", "mask_text", "classify", "source_probs", "seed", "status", "label", "temperature", "order",
               "ratio", "mode", "gallery", "sweep"]
     outputs = [state, *(c[name] for name in single), *c["panels"]]
@@ -408,8 +429,7 @@ def wire_digits_tab(tab, c: dict, studio: DigitsStudio) -> None:
                 shown[c[name]] = value
         return shown
 
-    def run(handler, box: SessionBox | None, *args) -> dict:
-        box = box or SessionBox()
+    def run(handler, box: SessionBox, *args) -> dict:
         with box.lock:
             try:
                 if box.session is None:
@@ -424,8 +444,7 @@ def wire_digits_tab(tab, c: dict, studio: DigitsStudio) -> None:
         trigger(lambda box, *args: run(handler, box, *args), [state, *inputs], outputs, api_visibility="private",
                 **kwargs)
 
-    def open_tab(box: SessionBox | None):
-        box = box or SessionBox()
+    def open_tab(box: SessionBox):
         with box.lock:
             try:
                 if box.session is None:

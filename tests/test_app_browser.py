@@ -4,6 +4,7 @@ Each step asserts what the user sees and saves a screenshot to tests/screenshots
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -147,6 +148,13 @@ def click_image(page, selector: str, x: float, y: float) -> None:
 
 def grid_size(page) -> int:
     return len(mask_text(page).splitlines())
+
+
+def launch(demo) -> str:
+    """Serve a demo built in this process (with spy or slowed studios) on a free port; returns its URL."""
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                            **app.launch_options())
+    return url
 
 
 def test_page_shows_the_model_and_explains_s_and_t(page):
@@ -300,6 +308,33 @@ def test_paint_with_the_brush(page):
     shot(page, "09-brush")
 
 
+def test_brush_tab_opened_while_the_page_loads_shows_the_picture(browser):
+    """The Brush tab clicked before the load event has started the session: the editor gets the picture as soon as
+    there is one (it stayed empty, "select the draw tool to start", until the tabs were switched)."""
+    class SlowStart(Studio):
+        def start(self, model="faces"):
+            time.sleep(3.0)  # a first model load on a slow machine
+            return super().start(model)
+
+    demo = app.build_demo(SlowStart(ModelCache(device="cpu")))
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(60_000)
+        page.goto(launch(demo))
+        page.get_by_role("tab", name="Brush").click()
+        assert "Kept" not in status(page)  # still loading: the tab was opened first
+        wait_status(page, "Kept")
+        time.sleep(1.0)  # the editor loads its background
+        box = page.locator("#brush canvas").first.bounding_box()  # what the editor's layered canvases show
+        canvas = np.asarray(Image.open(io.BytesIO(page.screenshot(clip=box))).convert("L"))
+        shot(page, "11-brush-opened-early")
+        shown = (canvas < 200).mean()  # the empty editor is white but for a line of text
+        assert shown > 0.3, f"the brush editor shows no picture ({shown:.0%} of it is not white)"
+        page.close()
+    finally:
+        demo.close()
+
+
 def test_switch_model_mid_session(page):
     act(page, lambda: page.get_by_label("digits").first.check(), "Switched to the digits model")
     act(page, lambda: page.get_by_label("faces").first.check(), "Switched to the faces model")
@@ -395,12 +430,10 @@ def test_a_picture_replacing_another_is_read_once(browser, tmp_path):
         pictures.append(tmp_path / f"picture{k}.png")
         Image.fromarray(array).save(pictures[-1])
     demo = app.build_demo(CountingStudio(ModelCache(device="cpu")), CountingDigits(device="cpu"))
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                            **app.launch_options())
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(60_000)
-        page.goto(url)
+        page.goto(launch(demo))
         wait_status(page, "Kept")
         def drop(box: str, path: Path) -> None:  # both pictures give the same status line: count the reads
             before = len(read)
@@ -431,12 +464,10 @@ def test_without_models_the_page_says_why(browser, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("BIGLEARN_HUB_REPO", raising=False)
     demo = app.build_demo(Studio(ModelCache(device="cpu")))
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                            **app.launch_options())
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(60_000)  # the first page of a fresh server on a busy 2-core machine
-        page.goto(url)
+        page.goto(launch(demo))
         wait_status(page, r"No model available.*No checkpoint for the faces model")
         act(page, lambda: page.click("#tool-all"), r"Problem:.*No checkpoint for the faces model")
         shot(page, "10-no-model")
