@@ -324,11 +324,15 @@ def test_brush_tab_opened_while_the_page_loads_shows_the_picture(browser):
         page.get_by_role("tab", name="Brush").click()
         assert "Kept" not in status(page)  # still loading: the tab was opened first
         wait_status(page, "Kept")
-        time.sleep(1.0)  # the editor loads its background
-        box = page.locator("#brush canvas").first.bounding_box()  # what the editor's layered canvases show
-        canvas = np.asarray(Image.open(io.BytesIO(page.screenshot(clip=box))).convert("L"))
+        deadline = time.monotonic() + 20  # the editor loads its background after the event
+        while True:
+            box = page.locator("#brush canvas").first.bounding_box()  # what the editor's layered canvases show
+            canvas = np.asarray(Image.open(io.BytesIO(page.screenshot(clip=box))).convert("L"))
+            shown = (canvas < 200).mean()  # the empty editor is white but for a line of text
+            if shown > 0.3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         shot(page, "11-brush-opened-early")
-        shown = (canvas < 200).mean()  # the empty editor is white but for a line of text
         assert shown > 0.3, f"the brush editor shows no picture ({shown:.0%} of it is not white)"
         page.close()
     finally:
