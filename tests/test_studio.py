@@ -539,6 +539,22 @@ def test_switching_models_mid_session(studio, faces, tmp_path):
         studio.select_model(faces, "cats")
 
 
+def test_a_model_switch_reframes_an_unadjusted_upload(studio, faces, tmp_path):
+    """A portrait uploaded under one model gets the other model's starting crop on a switch, unless the user has
+    moved the crop: then it stays where they put it."""
+    path = str(picture(tmp_path / "portrait.png", size=(178, 218), mode="RGB"))
+    as_digit, _ = studio.select_model(faces, "digits")
+    as_digit, _ = studio.upload(as_digit, path)
+    assert as_digit.crop.zoom == 1.0
+    as_face, updates = studio.select_model(as_digit, "faces")
+    uploaded_as_face, _ = studio.upload(faces, path)
+    assert as_face.crop == uploaded_as_face.crop and as_face.crop.zoom == 1.27 and updates["zoom"] == 1.27
+    assert (as_face.image == uploaded_as_face.image).all()
+    assert studio.select_model(as_face, "digits")[0].crop.zoom == 1.0
+    moved, _ = studio.recrop(as_face, 1.27, 0.5, 0.0, True)
+    assert studio.select_model(moved, "digits")[0].crop == moved.crop
+
+
 def test_mix_two_and_three_images(studio, faces, tmp_path):
     session, updates = studio.mix(faces)  # B defaults to another example (or a sample)
     assert "Mix: kept" in updates["status"] and len(updates["mix_panels"]) == 3

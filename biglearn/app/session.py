@@ -56,6 +56,15 @@ def slider_updates(updates: dict, **sliders: tuple[float, float]) -> dict:
     return shown
 
 
+def default_framing(model: str, width: int, height: int) -> tuple[Crop, str]:
+    """The crop an uploaded picture starts with, and its name: for faces the centred face square of an aligned
+    CelebA picture (what the data loader crops; zoom on a 0.01 step, as the slider), else the largest centred
+    square."""
+    if model == "faces":
+        return Crop(round(min(width, height) / face_square_side(width, height), 2)), "the training faces' framing"
+    return Crop(), "centre crop"
+
+
 def model_input(picture, completer: Completer, model: str, crop: Crop = Crop(), fit_digit: bool = True) -> np.ndarray:
     """Any picture (path, PIL image, array) -> the model's [S, S, C] uint8 input; digits become MNIST-like."""
     cfg = completer.cfg
@@ -168,7 +177,10 @@ class Studio:
         new = replace(s, model=model)
         completer = self.completer(new)  # raises ModelUnavailable with the reason; the old model stays selected
         if s.source == "upload" and s.upload is not None:
-            image = model_input(s.upload, completer, model, s.crop, s.fit_digit)
+            h, w = s.upload.shape[:2]
+            if s.crop == default_framing(s.model, w, h)[0]:  # not adjusted: the new model's own framing
+                new = replace(new, crop=default_framing(model, w, h)[0])
+            image = model_input(s.upload, completer, model, new.crop, s.fit_digit)
             new = self._set_input(new, image, "upload", s.upload)
         else:
             new = self._set_input(new, *self._default_input(new, completer))
@@ -183,11 +195,8 @@ class Studio:
         working = np.asarray(load_image(picture))
         completer = self.completer(s)
         h, w = working.shape[:2]
-        if s.model == "faces":  # framed as the training faces: the centred face square of an aligned CelebA picture
-            zoom, framing = round(min(w, h) / face_square_side(w, h), 2), "the training faces' framing"  # on a step
-        else:
-            zoom, framing = 1.0, "centre crop"
-        s = replace(s, crop=Crop(zoom))
+        crop, framing = default_framing(s.model, w, h)
+        s = replace(s, crop=crop)
         image = model_input(working, completer, s.model, s.crop, s.fit_digit)
         s = self._set_input(s, image, "upload", working)
         note = f"Using your {w}x{h} picture ({framing}, zoom {s.crop.zoom:.2f}; adjust it under 'Crop')."
