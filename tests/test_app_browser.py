@@ -339,6 +339,35 @@ def test_brush_tab_opened_while_the_page_loads_shows_the_picture(browser):
         demo.close()
 
 
+def test_a_tool_used_while_the_page_loads_counts(browser):
+    """A mask tool clicked before the load event has started the session acts on the session the page then shows.
+    It started a second session of its own, and the load event's session, arriving later, replaced it."""
+    class SlowFirstStart(Studio):
+        started = 0
+
+        def start(self, model="faces"):
+            self.started += 1
+            if self.started == 1:  # the first start loads the model; later ones find it loaded
+                time.sleep(3.0)
+            return super().start(model)
+
+    demo = app.build_demo(SlowFirstStart(ModelCache(device="cpu")))
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(60_000)
+        page.goto(launch(demo))
+        page.click("#tool-none")
+        assert "Kept" not in status(page)  # still loading
+        wait_status(page, "joint generation")
+        time.sleep(4.0)  # whatever else was under way has ended
+        assert "joint generation" in status(page)
+        act(page, lambda: page.click("#resample"), "seed")  # the next action works on that same session
+        assert "joint generation" in status(page)
+        page.close()
+    finally:
+        demo.close()
+
+
 def test_switch_model_mid_session(page):
     act(page, lambda: page.get_by_label("digits").first.check(), "Switched to the digits model")
     act(page, lambda: page.get_by_label("faces").first.check(), "Switched to the faces model")
