@@ -4,6 +4,7 @@ Each step asserts what the user sees and saves a screenshot to tests/screenshots
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -150,11 +151,34 @@ def grid_size(page) -> int:
     return len(mask_text(page).splitlines())
 
 
-def launch(demo) -> str:
-    """Serve a demo built in this process (with spy or slowed studios) on a free port; returns its URL."""
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                            **app.launch_options())
-    return url
+@contextlib.contextmanager
+def served_page(browser, demo):
+    """A page on `demo`, built and served in this process (with spy or slowed studios); both closed afterwards."""
+    try:
+        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                                quiet=True, **app.launch_options())
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(60_000)  # the first page of a fresh server on a busy 2-core machine
+        page.goto(url)
+        yield page
+        page.close()
+    finally:
+        demo.close()
+
+
+class SlowFirstStart(Studio):
+    """The first session start takes 3 s more, as a first model load does on a slow machine; later ones find the
+    model loaded."""
+
+    def __init__(self, cache: ModelCache):
+        super().__init__(cache)
+        self.starts = 0
+
+    def start(self, model="faces"):
+        self.starts += 1
+        if self.starts == 1:
+            time.sleep(3.0)
+        return super().start(model)
 
 
 def test_page_shows_the_model_and_explains_s_and_t(page):
@@ -311,16 +335,7 @@ def test_paint_with_the_brush(page):
 def test_brush_tab_opened_while_the_page_loads_shows_the_picture(browser):
     """The Brush tab clicked before the load event has started the session: the editor gets the picture as soon as
     there is one (it stayed empty, "select the draw tool to start", until the tabs were switched)."""
-    class SlowStart(Studio):
-        def start(self, model="faces"):
-            time.sleep(3.0)  # a first model load on a slow machine
-            return super().start(model)
-
-    demo = app.build_demo(SlowStart(ModelCache(device="cpu")))
-    try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.set_default_timeout(60_000)
-        page.goto(launch(demo))
+    with served_page(browser, app.build_demo(SlowFirstStart(ModelCache(device="cpu")))) as page:
         page.get_by_role("tab", name="Brush").click()
         assert "Kept" not in status(page)  # still loading: the tab was opened first
         wait_status(page, "Kept")
@@ -334,28 +349,12 @@ def test_brush_tab_opened_while_the_page_loads_shows_the_picture(browser):
             time.sleep(0.5)
         shot(page, "11-brush-opened-early")
         assert shown > 0.3, f"the brush editor shows no picture ({shown:.0%} of it is not white)"
-        page.close()
-    finally:
-        demo.close()
 
 
 def test_a_tool_used_while_the_page_loads_counts(browser):
     """A mask tool clicked before the load event has started the session acts on the session the page then shows.
     It started a second session of its own, and the load event's session, arriving later, replaced it."""
-    class SlowFirstStart(Studio):
-        started = 0
-
-        def start(self, model="faces"):
-            self.started += 1
-            if self.started == 1:  # the first start loads the model; later ones find it loaded
-                time.sleep(3.0)
-            return super().start(model)
-
-    demo = app.build_demo(SlowFirstStart(ModelCache(device="cpu")))
-    try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.set_default_timeout(60_000)
-        page.goto(launch(demo))
+    with served_page(browser, app.build_demo(SlowFirstStart(ModelCache(device="cpu")))) as page:
         page.click("#tool-none")
         assert "Kept" not in status(page)  # still loading
         wait_status(page, "joint generation")
@@ -363,9 +362,6 @@ def test_a_tool_used_while_the_page_loads_counts(browser):
         assert "joint generation" in status(page)
         act(page, lambda: page.click("#resample"), "seed")  # the next action works on that same session
         assert "joint generation" in status(page)
-        page.close()
-    finally:
-        demo.close()
 
 
 def test_switch_model_mid_session(page):
@@ -463,11 +459,9 @@ def test_a_picture_replacing_another_is_read_once(browser, tmp_path):
         pictures.append(tmp_path / f"picture{k}.png")
         Image.fromarray(array).save(pictures[-1])
     demo = app.build_demo(CountingStudio(ModelCache(device="cpu")), CountingDigits(device="cpu"))
-    try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.set_default_timeout(60_000)
-        page.goto(launch(demo))
+    with served_page(browser, demo) as page:
         wait_status(page, "Kept")
+
         def drop(box: str, path: Path) -> None:  # both pictures give the same status line: count the reads
             before = len(read)
             page.set_input_files(f"{box} input[type=file]", str(path))
@@ -486,9 +480,6 @@ def test_a_picture_replacing_another_is_read_once(browser, tmp_path):
         assert [(kind, Path(picture).name) for kind, picture in read] == [
             ("faces", "picture0.png"), ("faces", "picture1.png"), ("digits", "picture0.png"), ("digits", "picture1.png")]
         wait_status(page, "Using your picture", box="#digits-status")
-        page.close()
-    finally:
-        demo.close()
 
 
 def test_without_models_the_page_says_why(browser, tmp_path, monkeypatch):
@@ -496,14 +487,7 @@ def test_without_models_the_page_says_why(browser, tmp_path, monkeypatch):
     monkeypatch.setenv("BIGLEARN_CHECKPOINTS", str(tmp_path / "none"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("BIGLEARN_HUB_REPO", raising=False)
-    demo = app.build_demo(Studio(ModelCache(device="cpu")))
-    try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.set_default_timeout(60_000)  # the first page of a fresh server on a busy 2-core machine
-        page.goto(launch(demo))
+    with served_page(browser, app.build_demo(Studio(ModelCache(device="cpu")))) as page:
         wait_status(page, r"No model available.*No checkpoint for the faces model")
         act(page, lambda: page.click("#tool-all"), r"Problem:.*No checkpoint for the faces model")
         shot(page, "10-no-model")
-        page.close()
-    finally:
-        demo.close()
