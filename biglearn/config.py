@@ -40,6 +40,10 @@ class ModelConfig:
     # Minibatch standard deviation (StyleGAN) over groups of this many consecutive images, fed to D's CLS token
     # before its last block; 0 disables. Beyond the paper: without it joint samples collapsed to one image.
     d_mbstd_group: int = 0
+    # Beyond the paper: a small conv net inside G that reads the completed image back into z[:latent_dims]
+    # (BicycleGAN's cLR-GAN latent regression). Trained with G by `latent_regress` (TrainConfig), it makes a G that
+    # ignores z pay for it: the conditional GAN's usual collapse. 0 = no regressor (paper).
+    latent_dims: int = 0
 
     @property
     def grid(self) -> int:
@@ -53,14 +57,16 @@ class ModelConfig:
         positive = ("image_size", "patch_size", "enc_heads", "enc_dim", "dec_depth", "dec_heads", "dec_dim",
                     "d_depth", "d_heads", "d_dim", "z_dim", "noise_width", "noise_dim", "head_channels")
         check_values(self, positive, lambda v: v > 0, "must be positive")
-        check_values(self, ("enc_depth", "noise_layers", "d_overlap", "d_mbstd_group"), lambda v: v >= 0,
-                 "must not be negative")
+        check_values(self, ("enc_depth", "noise_layers", "d_overlap", "d_mbstd_group", "latent_dims"),
+                     lambda v: v >= 0, "must not be negative")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         for name in ("enc", "dec", "d"):
             dim, heads = getattr(self, f"{name}_dim"), getattr(self, f"{name}_heads")
             if dim % heads:
                 raise ValueError(f"{name}_dim {dim} is not divisible by {name}_heads {heads}")
+        if self.latent_dims > self.z_dim:
+            raise ValueError(f"latent_dims {self.latent_dims} exceeds z_dim {self.z_dim}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
 
@@ -96,6 +102,13 @@ class TrainConfig:
     # completed twice with two noises; G is pushed to keep |x_a - x_b| / |z_a - z_b| away from 0, i.e. not to
     # ignore z. 0 = off (paper).
     mode_seeking: float = 0.0
+    # Beyond the paper: weight of the latent-regression loss, the mean |z_hat - z[:latent_dims]| on each completion,
+    # scaled by the share of the image G generated (a large S leaves little room for z). Needs model.latent_dims.
+    latent_regress: float = 0.0
+    # Learning-rate multiplier of the noise mapping z -> n (StyleGAN trains its mapping at 0.01x); 1 = paper.
+    mapping_lr_mult: float = 1.0
+    # R1 on the real images under both (S, T) pairs D judges them with; off = pair 1 only (one R1 pass).
+    r1_both_pairs: bool = False
     kimg: float = 1000.0
     tick_kimg: float = 4.0           # status line + stats every tick
     snap_ticks: int = 5              # checkpoint + sample sheets every snap_ticks ticks
@@ -124,7 +137,13 @@ class TrainConfig:
         check_values(self, ("batch", "snap_ticks", "r1_every", "keep_checkpoints"), lambda v: v >= 1, "must be >= 1")
         check_values(self, ("lr", "eps", "kimg", "tick_kimg", "ema_kimg"), lambda v: v > 0, "must be positive")
         check_values(self, ("weight_decay", "warmup_epochs", "grad_clip", "r1_gamma", "ema_rampup", "mode_seeking",
-                        "snapshot_samples", "max_minutes", "limit_images"), lambda v: v >= 0, "must not be negative")
+                        "latent_regress", "snapshot_samples", "max_minutes", "limit_images"), lambda v: v >= 0,
+                     "must not be negative")
+        check_values(self, ("mapping_lr_mult",), lambda v: v > 0, "must be positive")
+        if (self.latent_regress > 0) != (self.model.latent_dims > 0):
+            raise ValueError("latent_regress and latent_dims go together: set both (a weight and how many noise "
+                             f"dimensions to recover) or neither; got latent_regress {self.latent_regress}, "
+                             f"latent_dims {self.model.latent_dims}")
         check_values(self, ("raster_prob",), lambda v: 0 <= v <= 1, "must lie in [0, 1]")
         check_values(self, ("betas",), lambda v: len(v) == 2 and all(0 <= b < 1 for b in v),
                      "must be two values in [0, 1)")

@@ -60,3 +60,16 @@ def mode_seeking(twin_a: torch.Tensor, twin_b: torch.Tensor, z_a: torch.Tensor, 
     pixel_gap = ((twin_a - twin_b).abs() * generated).sum() / generated.sum().clamp(min=1)
     ratio = pixel_gap / (z_a - z_b).abs().mean()
     return 1.0 / (ratio + eps), ratio
+
+
+def latent_regression(regressor: Callable[[torch.Tensor], torch.Tensor], fakes: torch.Tensor, z: torch.Tensor,
+                      source_mask: torch.Tensor) -> torch.Tensor:
+    """Mean |regressor(x_fake) - z[:, :k]| per completion, weighted by the share of its patches G generated.
+
+    A completion from a nearly full S has little room for z, so it is asked for little; a joint sample (S empty)
+    for all of it. fakes [B, C, H, W], z [B, z_dim], source_mask [B, L] bool.
+    """
+    recovered = regressor(fakes)
+    error = (recovered - z[:, :recovered.shape[1]]).abs().mean(dim=1)
+    generated_share = 1.0 - source_mask.float().mean(dim=1)
+    return (error * generated_share).mean()

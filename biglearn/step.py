@@ -15,11 +15,12 @@ from torch.profiler import record_function
 
 from biglearn.augment import color_augment
 from biglearn.config import TrainConfig
-from biglearn.losses import discriminator_losses, generator_losses, mode_seeking, r1_penalty
+from biglearn.losses import discriminator_losses, generator_losses, latent_regression, mode_seeking, r1_penalty
 from biglearn.patches import pixel_mask
 from biglearn.sampler import PairMasks, sample_pairs
 
-LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS")  # MS: the mode-seeking ratio (0 when off)
+# MS: the mode-seeking ratio; LR: the latent-regression error |z_hat - z| (each 0 when off)
+LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS", "LR")
 # Profiler ranges of one iteration, in order: a profile then says which part limits the step. R1's own pass
 # (forward and first backward) is "R1"; its double backward runs inside "D backward + step".
 PHASES = ("G samples for D", "D forward", "R1", "D backward + step", "G and D forward for G", "G backward + step",
@@ -82,7 +83,7 @@ class TrainStep:
         real2 = torch.cat([real, real])
         for opt in (n.opt_g, n.opt_d):
             for group in opt.param_groups:
-                group["lr"] = c.lr * lr_scale
+                group["lr"] = c.lr * lr_scale * group.get("lr_mult", 1.0)
 
         # ---- D update: J1 + J2 + J3 (+ R1 every r1_every steps, scaled by r1_every)
         z = torch.randn(2 * b, c.model.z_dim, device=self.device)
@@ -95,8 +96,11 @@ class TrainStep:
         d_losses = discriminator_losses(*logits.chunk(6))
         d_total = d_losses["J1"] + d_losses["J2"] + d_losses["J3"]
         if c.r1_gamma > 0 and step % c.r1_every == 0:
+            # Pair 1 only (the paper's step), or both pairs in one pass over the reals twice
+            r1_real, r1_source, r1_target = ((real2, source12, torch.cat([m.target1, m.target2])) if c.r1_both_pairs
+                                             else (real, m.source1, m.target1))
             with record_function(PHASES[2]), self.autocast, sdpa_kernel(SDPBackend.MATH):
-                r1 = r1_penalty(lambda x: n.D(x, m.source1, m.target1).float(), real, c.r1_gamma)
+                r1 = r1_penalty(lambda x: n.D(x, r1_source, r1_target).float(), r1_real, c.r1_gamma)
             d_total = d_total + r1 * c.r1_every
         else:
             r1 = torch.zeros((), device=self.device)
@@ -124,6 +128,12 @@ class TrainStep:
             g_total = g_total + c.mode_seeking * ms_loss
         else:
             g_losses["MS"] = torch.zeros((), device=self.device)
+        if c.latent_regress > 0:
+            g_losses["LR"] = latent_regression(n.G.latent_regressor, torch.cat([fake1, fake2]).float(), z[:2 * b],
+                                               source12)
+            g_total = g_total + c.latent_regress * g_losses["LR"]
+        else:
+            g_losses["LR"] = torch.zeros((), device=self.device)
         with record_function(PHASES[5]):
             self._update(n.G, n.opt_g, g_total)
         n.D.requires_grad_(True)

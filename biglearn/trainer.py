@@ -18,11 +18,12 @@ from biglearn.checkpoint import (check_model_config, checkpoint_path, export_sam
 from biglearn.config import TrainConfig, check_batch
 from biglearn.data import load_dataset
 from biglearn.inference import Completer, resolve_device
-from biglearn.metrics.snapshot import load_judge, snapshot_metrics
+from biglearn.metrics.snapshot import load_judge, probe_images, snapshot_metrics
 from biglearn.nn.discriminator import Discriminator
 from biglearn.nn.generator import Generator
 from biglearn.progress import Progress, Reporter, StopRequest, TrainingDiverged, format_eta, past_time_limit
 from biglearn.sheets import write_training_sheets
+from biglearn.study import plot_run
 from biglearn.step import LOSS_NAMES, Networks, TrainStep
 
 
@@ -43,7 +44,8 @@ def build_networks(cfg: TrainConfig, device: torch.device, distributed: bool) ->
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     fused = device.type == "cuda"
     opt_args = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused)
-    opt_g, opt_d = torch.optim.AdamW(G.parameters(), **opt_args), torch.optim.AdamW(D.parameters(), **opt_args)
+    opt_g = torch.optim.AdamW(generator_param_groups(G, cfg.mapping_lr_mult), **opt_args)
+    opt_d = torch.optim.AdamW(D.parameters(), **opt_args)
 
     def fast(module):
         return torch.compile(module, dynamic=False, mode=cfg.compile_mode) if cfg.compile else module
@@ -56,6 +58,14 @@ def build_networks(cfg: TrainConfig, device: torch.device, distributed: bool) ->
     G_train = G_fast if not distributed else fast(G_train)
     D_train = D_fast if not distributed else fast(D_train)
     return Networks(G, D, G_ema, G_fast, D_fast, G_train, D_train, opt_g, opt_d)
+
+
+def generator_param_groups(G: Generator, mapping_lr_mult: float) -> list[dict]:
+    """Two groups: the noise mapping (its own learning-rate multiplier, read by the step) and the rest of G."""
+    mapping = list(G.noise.parameters())
+    mapping_ids = {id(p) for p in mapping}
+    rest = [p for p in G.parameters() if id(p) not in mapping_ids]
+    return [{"params": mapping, "lr_mult": mapping_lr_mult}, {"params": rest, "lr_mult": 1.0}]
 
 
 def find_resume(cfg: TrainConfig) -> Path | None:
@@ -77,6 +87,7 @@ def restore(nets: Networks, cfg: TrainConfig, path: Path, device: torch.device, 
         opt.load_state_dict(state[key])
         for group in opt.param_groups:  # the state dict brings its own; settings given for this run win (lr: per step)
             group.update(betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    nets.opt_g.param_groups[0]["lr_mult"] = cfg.mapping_lr_mult
     progress = Progress(int(state["step"]), int(state["images_seen"]))
     if rank == 0:
         torch.set_rng_state(state["rng_cpu"])
@@ -111,7 +122,8 @@ def status_line(record: dict, total_kimg: float, eta: float) -> str:
     g = record["L1"] + record["L2"] + record["L3"]
     return (f"kimg {record['kimg']:8.2f}/{total_kimg:g} | {record['img_per_s']:7.1f} img/s | "
             f"D {d:.3f} (J3 {record['J3']:.3f}) R1 {record['R1']:.3f} | G {g:.3f} (L3 {record['L3']:.3f}) | "
-            + (f"MS {record['MS']:.3f} | " if record.get("MS") else "") + snapshot_text(record)
+            + (f"MS {record['MS']:.3f} | " if record.get("MS") else "")
+            + (f"LR {record['LR']:.3f} | " if record.get("LR") else "") + snapshot_text(record)
             + f"ETA {format_eta(eta)}")
 
 
@@ -122,6 +134,10 @@ def snapshot_text(record: dict) -> str:
     text = f"joint spread {record['joint_spread']:.3f}"
     if "joint_entropy" in record:
         text += f" entropy {record['joint_entropy']:.2f} conf {record['joint_confidence']:.2f}"
+    if "completion_spread" in record:
+        text += f" | r=0.5 spread {record['completion_spread']:.3f}"
+    if "completion_agreement" in record:
+        text += f" agree {record['completion_agreement']:.2f}"
     return text + " | "
 
 
@@ -160,7 +176,10 @@ def train(cfg: TrainConfig) -> Path:
     step_fn = TrainStep(nets, cfg, device)
     reporter = Reporter(run_dir, rank == 0, resumed_at=progress.step)
     stop = StopRequest(enabled=not distributed)
-    judge = load_judge(cfg.model.dataset, device) if rank == 0 and cfg.snapshot_samples else None
+    measure = rank == 0 and cfg.snapshot_samples > 0
+    judge = load_judge(cfg.model.dataset, device) if measure else None
+    probe = (probe_images(cfg.model.dataset, cfg.data, cfg.model.image_size, cfg.snapshot_samples) if measure
+             else None)
 
     total_images = int(cfg.kimg * 1000)
     tick_images = max(int(cfg.tick_kimg * 1000), 1)
@@ -215,11 +234,13 @@ def train(cfg: TrainConfig) -> Path:
                 completer = Completer(nets.G_ema, device)
                 write_training_sheets(completer, sheet_images, run_dir / "samples", f"img{progress.images_seen:09d}")
                 if cfg.snapshot_samples:
-                    record.update(snapshot_metrics(completer, cfg.snapshot_samples, judge))
+                    record.update(snapshot_metrics(completer, cfg.snapshot_samples, judge, probe))
             # The row before the checkpoint: a run killed in between resumes from the previous checkpoint, and the
             # reporter then drops the rows after it.
             reporter.tick(record, status_line(record, cfg.kimg, eta))
             if snapshot:
+                if cfg.snapshot_samples:
+                    plot_run(run_dir)
                 save(nets, cfg, progress, run_dir, device)
             loss_sum.zero_()
             loss_steps, tick_start, tick_start_images = 0, now, progress.images_seen

@@ -1,6 +1,6 @@
 import torch
 
-from biglearn.losses import discriminator_losses, generator_losses, mode_seeking, r1_penalty
+from biglearn.losses import discriminator_losses, generator_losses, latent_regression, mode_seeking, r1_penalty
 
 
 def logits(*values):
@@ -63,3 +63,19 @@ def test_mode_seeking_ratio_counts_generated_pixels_only_and_punishes_ignoring_z
     assert torch.isclose(ratio, torch.tensor(0.25)) and torch.isclose(loss, torch.tensor(1 / (0.25 + 1e-5)))
     collapsed, _ = mode_seeking(a, a, z_a, z_b, generated)
     assert collapsed > 1000 * loss            # identical completions for different noises cost the most
+
+
+def test_latent_regression_weighs_each_completion_by_its_generated_share():
+    z = torch.tensor([[1.0, -1.0, 5.0], [2.0, 0.0, 5.0]])
+    recovered = torch.zeros(2, 2)
+
+    def regressor(images):  # stands in for the conv net: a fixed guess whatever the image
+        return recovered + images.sum() * 0
+
+    empty, full = torch.zeros(2, 4, dtype=torch.bool), torch.ones(2, 4, dtype=torch.bool)
+    half = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    fakes = torch.zeros(2, 1, 4, 4)
+    # |0 - z[:, :2]| per completion: 1.0 and 1.0; only the first 2 noise dimensions are asked for
+    assert torch.isclose(latent_regression(regressor, fakes, z, empty), torch.tensor(1.0))
+    assert latent_regression(regressor, fakes, z, full) == 0          # nothing generated: nothing to recover
+    assert torch.isclose(latent_regression(regressor, fakes, z, half), torch.tensor(0.25))  # (0.5 * 1 + 0) / 2

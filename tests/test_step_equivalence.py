@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from biglearn.config import preset
-from biglearn.step import TrainStep
+from biglearn.step import LOSS_NAMES, TrainStep
 from biglearn.trainer import build_networks
 
 
@@ -106,3 +106,52 @@ def test_ddp_steps_keep_ranks_in_sync(tmp_path, same_inputs):
     assert torch.equal(per_rank[0], per_rank[1])
     if same_inputs:
         assert torch.allclose(per_rank[0], parameters_after_two_steps(0, distributed=False), rtol=0, atol=1e-6)
+
+
+def mapping_and_rest_change(mapping_lr_mult: float) -> tuple[float, float]:
+    """Mean absolute change of the noise mapping's and of the rest of G's weights over one step."""
+    cfg = dataclasses.replace(preset("mnist", "tiny"), batch=8, mapping_lr_mult=mapping_lr_mult)
+    torch.manual_seed(0)
+    nets = build_networks(cfg, torch.device("cpu"), distributed=False)
+    mapping_ids = {id(p) for p in nets.G.noise.parameters()}
+    before = {name: p.detach().clone() for name, p in nets.G.named_parameters()}
+    data = torch.randint(0, 256, (8, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(2)
+    TrainStep(nets, cfg, torch.device("cpu"))(data, 0, 1.0, 0.99)
+    change = {True: [], False: []}
+    for name, p in nets.G.named_parameters():
+        change[id(p) in mapping_ids].append((p.detach() - before[name]).abs().mean())
+    return torch.stack(change[True]).mean().item(), torch.stack(change[False]).mean().item()
+
+
+def test_mapping_lr_multiplier_scales_only_the_noise_mapping():
+    mapping_1, rest_1 = mapping_and_rest_change(1.0)
+    mapping_small, rest_small = mapping_and_rest_change(0.01)
+    # Adam's first step moves every weight by about lr whatever its gradient: the multiplier shows directly
+    assert mapping_small < 0.02 * mapping_1
+    assert abs(rest_small - rest_1) < 0.05 * rest_1
+
+
+@pytest.mark.parametrize("overrides", [{"latent_regress": 1.0, "latent_dims": 4}, {"r1_both_pairs": True}],
+                         ids=["latent-regression", "r1-both-pairs"])
+def test_recipe_options_train_the_parts_they_name(overrides):
+    cfg = dataclasses.replace(preset("mnist", "tiny"), batch=8,
+                              **{k: v for k, v in overrides.items() if k != "latent_dims"})
+    cfg.model.latent_dims = overrides.get("latent_dims", 0)
+    cfg.validate()
+    torch.manual_seed(0)
+    nets = build_networks(cfg, torch.device("cpu"), distributed=False)
+    data = torch.randint(0, 256, (8, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(2)
+    losses = dict(zip(LOSS_NAMES, TrainStep(nets, cfg, torch.device("cpu"))(data, 0, 1.0, 0.99).tolist()))
+    assert all(torch.isfinite(torch.tensor(list(losses.values()))))
+    if "latent_regress" in overrides:
+        assert losses["LR"] > 0 and nets.G.latent_regressor.net[0].weight.grad is not None
+    else:
+        assert losses["LR"] == 0 and losses["R1"] > 0
+
+
+def test_latent_regression_needs_both_of_its_settings():
+    cfg = dataclasses.replace(preset("mnist", "tiny"), latent_regress=1.0)
+    with pytest.raises(ValueError, match="latent_dims"):
+        cfg.validate()

@@ -43,6 +43,9 @@ def test_mnist_run_writes_every_artefact(tmp_path, mnist_npz):
     assert stats[-1]["kimg"] >= 0.048 and {"J1", "J2", "J3", "R1", "L1", "L2", "L3"} <= set(stats[-1])
     # every snapshot (each tick in the tiny preset) measures the joint samples, judged by the digit classifier
     assert {"joint_spread", "joint_entropy", "joint_confidence"} <= set(stats[-1])
+    # and completions of held-out digits at S-ratio 0.5: their spread across noises, their label agreement
+    assert 0 <= stats[-1]["completion_agreement"] <= 1 and 0 < stats[-1]["completion_spread"] < 1
+    assert "r=0.5 spread" in result.stdout
     assert 0 <= stats[-1]["joint_entropy"] <= math.log(10) + 1e-6 and "joint spread" in result.stdout
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     for kind in ("sheet-random", "sheet-raster", "joint"):

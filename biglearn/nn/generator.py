@@ -38,6 +38,27 @@ class NoiseMapping(nn.Module):
         return noise
 
 
+class LatentRegressor(nn.Module):
+    """Reads z[:dims] back from a completed image: three strided convolutions, then a linear layer.
+
+    Part of G and trained with it, so G is rewarded for completions from which the noise can be recovered, i.e. for
+    not ignoring z (beyond the paper; BicycleGAN's cLR-GAN regresses the latent code the same way).
+    """
+
+    def __init__(self, channels: int, dims: int, width: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, dims),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B, C, H, W] in [-1, 1] -> [B, dims]."""
+        return self.net(images)
+
+
 class Generator(nn.Module):
     """Completes every patch outside S; the patches in S are copied through untouched.
 
@@ -73,6 +94,7 @@ class Generator(nn.Module):
             nn.Conv2d(hc, hc, 3, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(hc, cfg.channels, 3, padding=1),
         )
+        self.latent_regressor = LatentRegressor(cfg.channels, cfg.latent_dims) if cfg.latent_dims else None
         init_weights(self)
         for token in (self.register_token, self.mask_token, self.no_noise_token):
             token_init_(token)

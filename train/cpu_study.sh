@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The recipe study of issue 16 on the CPU: each variant of the `cpu` MNIST preset trained to the same kimg with the
+# same seed and thread count, one after another, each resumable. Run it again (any session) to go on where it stopped.
+#
+#   DEADLINE=$(date -d '+120 min' +%s) THREADS=1 SEEDS="0" nohup bash train/cpu_study.sh > ~/biglearn-runs/study.log &
+#
+# Runs go to $RUNS/<variant>-s<seed> (default ~/biglearn-runs/study); python -m biglearn.study tabulates them.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-$HOME/biglearn-runs/study}
+KIMG=${KIMG:-100}
+THREADS=${THREADS:-1}
+SEEDS=${SEEDS:-"0 1"}
+DEADLINE=${DEADLINE:?set DEADLINE to the epoch second by which every run must have stopped}
+PY=${PY:-.venv/bin/python}
+LATENT="--set latent_dims=16 --set latent_regress=1"
+# name|flags, in the order they are trained
+VARIANTS=(
+  "baseline|"
+  "latent1|$LATENT"
+  "latent1-map001-noclip-r1both|$LATENT --set mapping_lr_mult=0.01 --set grad_clip=0 --set r1_both_pairs=true"
+)
+export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+for seed in $SEEDS; do
+  for entry in "${VARIANTS[@]}"; do
+    name=${entry%%|*}; flags=${entry#*|}
+    out="$RUNS/$name-s$seed"
+    left=$(( (DEADLINE - $(date +%s)) / 60 ))
+    if (( left < 3 )); then echo "deadline reached before $name-s$seed"; exit 0; fi
+    echo "== $name-s$seed ($left min left) $(date -u +%FT%TZ)"
+    if [[ -d $out ]]; then
+      $PY train/train_mnist.py --out "$out" --resume auto --kimg "$KIMG" --max-minutes "$left"
+    else
+      # shellcheck disable=SC2086  # flags are words on purpose
+      $PY train/train_mnist.py --preset cpu --seed "$seed" --kimg "$KIMG" --out "$out" --max-minutes "$left" $flags
+    fi
+  done
+done
