@@ -11,17 +11,20 @@ picture into an MNIST-style digit (white ink on black, optionally re-framed the 
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFilter, UnidentifiedImageError
 
 MAX_FILE_BYTES = 10 * 1024 * 1024   # uploads larger than this are refused
 MAX_PIXELS = 50_000_000             # decoded size limit (after JPEG draft-mode reduction)
 WORKING_SIDE = 512                  # uploads are reduced so that their long side is at most this (models: <= 120 px)
 DIGIT_BOX = 20 / 28                 # MNIST fits each digit into a 20x20 box of the 28x28 frame
+DECODE_SLOTS = 2                    # pictures decoded at once in one process (see load_image)
+_DECODING = threading.BoundedSemaphore(DECODE_SLOTS)
 
 
 class ImageError(ValueError):
@@ -83,7 +86,10 @@ def _too_big_file(size: int) -> str:
 def load_image(source) -> Image.Image:
     """A path, bytes, PIL image or array -> an 8-bit RGB PIL image, upright, first frame, long side <= WORKING_SIDE.
 
-    Raises ImageError (with a message for the user) for unreadable, damaged or oversized files.
+    Raises ImageError (with a message for the user) for unreadable, damaged or oversized files. The picture is
+    shrunk right after decoding, in its own mode where Pillow can (else strip by strip after converting), and only
+    then turned into 8-bit RGB: no whole-size float or high-depth copy is ever made. At most DECODE_SLOTS pictures
+    are decoded at once in this process, which bounds the memory that uploads can take together.
     """
     image = _open(source)
     if image.format == "JPEG":
@@ -92,21 +98,63 @@ def load_image(source) -> Image.Image:
     if width * height > MAX_PIXELS:
         raise ImageError(f"the image is {width}x{height} ({width * height / 1e6:.0f} megapixels); the limit is "
                          f"{MAX_PIXELS / 1e6:.0f} megapixels, please downscale it first")
-    try:
-        image.seek(0)  # animated GIF/WebP/PNG: the first frame
-        image.load()
+    with _DECODING:
         try:
-            image = ImageOps.exif_transpose(image)
-        except Exception:  # a broken EXIF block is not worth refusing the picture for
-            pass
-        image = _to_rgb(image)
-    except ImageError:
-        raise
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"this image is damaged or truncated ({exc})") from None
-    if max(image.size) > WORKING_SIDE:
+            image.seek(0)  # animated GIF/WebP/PNG: the first frame
+            image.load()
+            orientation = _exif_orientation(image)
+            image = _to_rgb(_shrink(image))
+        except ImageError:
+            raise
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ImageError(f"this image is damaged or truncated ({exc})") from None
+    if orientation in _ORIENTATIONS:
+        image = image.transpose(_ORIENTATIONS[orientation])
+    if max(image.size) > WORKING_SIDE:  # the integer reduction stops short of WORKING_SIDE; finish smoothly
         image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
     return image
+
+
+# EXIF orientation -> the transposition that makes the picture upright (as ImageOps.exif_transpose does)
+_ORIENTATIONS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                 4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+                 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def _exif_orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block is not worth refusing the picture for
+        return 1
+
+
+# Modes that are reduced strip by strip, with the mode each strip is converted to first: Image.reduce cannot average
+# palette indices, bits or 16-bit integers, and it reduces RGBA / LA through a whole-size premultiplied copy.
+_REDUCE_AS = {"1": "L", "P": "RGB", "PA": "RGBA", "RGBA": "RGBA", "LA": "LA",
+              "I;16": "I", "I;16L": "I", "I;16B": "I", "I;16N": "I"}
+STRIP_PIXELS = 4_000_000  # pixels converted at once when a mode needs converting before it is reduced
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    """Reduce by the integer factor that leaves the long side at least WORKING_SIDE (box filter, in the image's own
+    mode, or strip by strip in the mode of `_REDUCE_AS`); modes and sizes that need nothing are returned as they are."""
+    factor = max(image.size) // WORKING_SIDE
+    mode = image.mode
+    if mode == "P" and "transparency" in image.info:
+        mode = "PA"  # keep the transparency, flattened later like any alpha
+    if factor < 2:
+        return image.convert("RGBA") if mode == "PA" else image
+    if mode not in _REDUCE_AS:
+        return image.reduce(factor)
+    width, height = image.size
+    rows = factor * max(1, STRIP_PIXELS // (width * factor))  # a multiple of the factor: blocks never straddle strips
+    out = Image.new(_REDUCE_AS[mode], (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(top + rows, height)))
+        out.paste(strip.convert(_REDUCE_AS[mode]).reduce(factor), (0, top // factor))
+    if image.mode.startswith("I;16"):
+        out.info["high_depth"] = "I;16"  # 16-bit values, now held in a 32-bit image
+    return out
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -114,7 +162,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if mode in ("RGB",):
         return image
     if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        return Image.fromarray(_high_depth_to_uint8(np.asarray(image), mode)).convert("RGB")
+        return Image.fromarray(_high_depth_to_uint8(np.asarray(image), image.info.get("high_depth", mode))
+                               ).convert("RGB")
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
         return _flatten_alpha(image.convert("RGBA"))
     if mode == "LAB":
@@ -126,7 +175,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _high_depth_to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
-    values = array.astype(np.float64)
+    values = array.astype(np.float32)
     if mode == "F":
         scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
     elif mode.startswith("I;16") or values.max(initial=0) > 255:

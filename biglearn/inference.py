@@ -104,7 +104,7 @@ class Completer(SourceMasks):
                  noise: torch.Tensor | None = None) -> torch.Tensor:
         """Complete x_T for every patch outside the source mask.
 
-        images: [B, C, S, S] float in [0, 1] (or uint8), S = the model's image size; source_mask: [L] or [B, L]
+        images: [B, C, S, S] float in [0, 1] (or uint8), S = the model's image size; source_mask: [L], [1, L] or [B, L]
         bool. Returns [B, C, S, S] float in [0, 1] on the CPU, equal to the input on every source patch.
         """
         cfg = self.cfg
@@ -117,8 +117,8 @@ class Completer(SourceMasks):
         images = images.float().cpu().clamp(0, 1)
         batch = images.shape[0]
         mask = torch.as_tensor(source_mask, dtype=torch.bool).cpu()
-        if mask.ndim == 1:
-            mask = mask.expand(batch, -1)
+        if mask.ndim == 1 or (mask.ndim == 2 and mask.shape[0] == 1):  # one mask for every image ([L] or [1, L])
+            mask = mask.reshape(1, -1).expand(batch, -1)
         if mask.shape != (batch, self.num_patches):
             raise ValueError(f"expected a source mask of {self.num_patches} patches per image, got {tuple(mask.shape)}")
         if noise is None:

@@ -77,7 +77,7 @@ def test_generate_gallery_and_sweep(studio, started):
     assert len(out["gallery"]) == 6 and all(caption == "y = 3 (given)" for _, caption in out["gallery"])
     _, out = studio.generate_many(s, "any", 4)
     assert all(caption.endswith("(sampled)") for _, caption in out["gallery"])
-    with pytest.raises(ValueError, match="1 to 32"):
+    with pytest.raises(ValueError, match="between 1 and 32"):
         studio.generate_many(s, "any", 100)
     _, out = studio.sweep_view(s, "raster")
     frame = out["sweep"].shape[0] - 18                                       # each frame has an 18 px caption

@@ -10,7 +10,10 @@ import numpy as np
 from biglearn.app import masks as M
 from biglearn.app import ops, render
 from biglearn.app.models import MODELS
-from biglearn.app.session import Studio, mixed_completion, model_input, sweep_outputs
+from biglearn.app.mixing import mixed_completion
+from biglearn.app.pictures import model_input
+from biglearn.app.session import Studio, sweep_outputs
+from biglearn.app.values import check_text, parse_count, parse_seed
 from biglearn.inference import Completer
 
 ALIASES = {"celeba": "faces", "face": "faces", "mnist": "digits", "digit": "digits"}
@@ -21,7 +24,7 @@ class Api:
         self.studio = studio
 
     def _model(self, model: str | None) -> tuple[str, Completer]:
-        name = (model or "faces").strip().lower()
+        name = (check_text(model, "the model") or "faces").strip().lower()
         name = ALIASES.get(name, name)
         if name not in MODELS:
             raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
@@ -40,7 +43,7 @@ class Api:
     def complete(self, image, model: str, mask: str, ratio: float, mode: str, seed: int):
         """-> (input with T greyed, generated T, completion, message)."""
         name, completer = self._model(model)
-        seed = ops.parse_seed(seed)
+        seed = parse_seed(seed)
         keep = M.requested_mask(mask, ratio, mode, seed, completer.grid)
         x = self._input(image, name, completer, keep)
         done = ops.complete(completer, x, keep, seed)
@@ -49,12 +52,10 @@ class Api:
     def samples(self, image, model: str, mask: str, ratio: float, mode: str, seed: int, count: int):
         """-> (gallery of `count` completions of the same x_S, message)."""
         name, completer = self._model(model)
-        seed = ops.parse_seed(seed)
+        seed = parse_seed(seed)
         keep = M.requested_mask(mask, ratio, mode, seed, completer.grid)
+        count = parse_count(1 if count is None else count, "count", 1, ops.MAX_SAMPLES)
         x = self._input(image, name, completer, keep)
-        count = 1 if count is None else int(count)
-        if not 1 <= count <= ops.MAX_SAMPLES:
-            raise ValueError(f"count must be between 1 and {ops.MAX_SAMPLES}, got {count}")
         images = ops.samples(completer, x, keep, seed, count)
         gallery = [(render.enlarge(img), f"sample {i + 1}") for i, img in enumerate(images)]
         return gallery, f"{len(images)} samples (seed {seed}). {ops.describe(keep)}"
@@ -62,8 +63,8 @@ class Api:
     def sweep(self, image, model: str, mode: str, seed: int):
         """-> (PNG strip of r = 0.0 ... 0.9 + input, animated GIF, message)."""
         name, completer = self._model(model)
-        seed = ops.parse_seed(seed)
-        mode = (mode or "random").strip().lower()
+        seed = parse_seed(seed)
+        mode = (check_text(mode, "the mode") or "random").strip().lower()
         if mode not in M.RATIO_MODES:
             raise ValueError(f"the sweep mode must be one of {', '.join(M.RATIO_MODES)}, not {mode!r}")
         x = self._input(image, name, completer)
@@ -74,10 +75,10 @@ class Api:
         """Kept patches from A or B by `layout` (left-right, top-bottom, centre-from-b; or 'paint' with a map of
         A/B/. in `mask`), the rest generated. -> (mixed x_S with T greyed, generated T, completion, message)."""
         name, completer = self._model(model)
-        seed = ops.parse_seed(seed)
+        seed = parse_seed(seed)
         images = [self._input(image_a, name, completer, what="image_a"),
                   self._input(image_b, name, completer, what="image_b")]
-        layout = (layout or "left-right").strip().lower()
+        layout = (check_text(layout, "the layout") or "left-right").strip().lower()
         if layout == "paint":
             sources = M.parse_sources(mask, completer.grid, len(images))
         else:
@@ -88,10 +89,10 @@ class Api:
     def relocate(self, image, model: str, moves: str, copy: bool, mask: str, ratio: float, mode: str, seed: int):
         """Move (or copy) patches, e.g. moves='0,0 > 3,4; 9 > 27', then complete. -> (panels..., message)."""
         name, completer = self._model(model)
-        seed = ops.parse_seed(seed)
+        seed = parse_seed(seed)
         keep = M.requested_mask(mask, ratio, mode, seed, completer.grid)
-        x = self._input(image, name, completer)
         steps = M.parse_moves(moves, completer.grid)
+        x = self._input(image, name, completer)
         x, keep = M.moved_patches(x, keep, steps, completer.cfg.patch_size, copy=bool(copy))
         done = ops.complete(completer, x, keep, seed)
         verb = "Copied" if copy else "Moved"
@@ -100,5 +101,5 @@ class Api:
     def generate(self, model: str, seed: int):
         """A joint sample x ~ p(x) (S empty). -> (image, message)."""
         name, completer = self._model(model)
-        seed = ops.parse_seed(seed)
+        seed = parse_seed(seed)
         return render.enlarge(ops.joint_sample(completer, seed)), f"A {name} sample from p(x), seed {seed}."

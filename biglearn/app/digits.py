@@ -1,8 +1,8 @@
 """The "Digits: classify & generate" tab: the multi-modal MNIST model (issue 6) behind plain-Python handlers.
 
 Like biglearn.app.session, every handler takes a `DigitsSession` and control values and returns the new session
-and a dict of named updates; `app.py` maps the names to components. `DigitsApi` holds the same capabilities as
-stateless endpoints for gradio_client. Problems the user can fix raise ValueError / ImageError / ModelUnavailable.
+and a dict of named updates; `biglearn/app/page/digits_tab.py` maps the names to components. `DigitsApi` holds the
+same capabilities as stateless endpoints for gradio_client. Problems the user can fix raise ValueError / ImageError / ModelUnavailable.
 """
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import torch
 from biglearn.app import masks as M
 from biglearn.app import ops, render
 from biglearn.app.models import MULTIMODAL_MODELS, ModelCache, gpu
-from biglearn.app.session import RATIO_RANGE, list_examples, slider_updates, slider_value
+from biglearn.app.pictures import list_examples
+from biglearn.app.sliders import RATIO_RANGE, slider_updates, slider_value
+from biglearn.app.values import check_text, parse_count, parse_number, parse_seed, short
 from biglearn.imaging import load_image, to_model_image
 from biglearn.multimodal.config import IMAGE_SIZE, NUM_LABELS
 from biglearn.multimodal.model import SAMPLING_ORDERS, DigitsModel
@@ -35,23 +37,20 @@ def parse_label(choice, allowed_blank: tuple[str, ...] = (NO_LABEL, ANY_LABEL, "
     text = "" if choice is None else str(choice).strip().lower()
     if text in allowed_blank:
         return None
-    if text.isdigit() and 0 <= int(text) < NUM_LABELS:
+    if text in LABEL_CHOICES[1:]:  # the ASCII digits only: '²'.isdigit() is true too
         return int(text)
-    raise ValueError(f"the label must be a digit 0-9 or '{NO_LABEL}', not {choice!r}")
+    raise ValueError(f"the label must be a digit 0-9 or '{NO_LABEL}', not {short(choice)}")
 
 
 def parse_temperature(value) -> float:
-    try:
-        temperature = float(1.0 if value is None else value)
-    except (TypeError, ValueError):
-        raise ValueError(f"the temperature must be a number, not {value!r}") from None
+    temperature = parse_number(1.0 if value is None else value, "the temperature")
     if not 0.0 <= temperature <= MAX_TEMPERATURE:
         raise ValueError(f"the temperature must be between 0 and {MAX_TEMPERATURE:g}, got {temperature:g}")
     return temperature
 
 
 def parse_order(order) -> str:
-    text = (order or "random").strip().lower()
+    text = (check_text(order, "the sampling order") or "random").strip().lower()
     if text not in SAMPLING_ORDERS:
         raise ValueError(f"the sampling order must be one of {', '.join(SAMPLING_ORDERS)}, not {order!r}")
     return text
@@ -282,7 +281,7 @@ class DigitsStudio(DigitsCapabilities):
         return s, self.view(s)
 
     def set_seed(self, s: DigitsSession, seed) -> tuple[DigitsSession, dict]:
-        seed = ops.parse_seed(seed)
+        seed = parse_seed(seed)
         if seed == s.seed:  # e.g. the seed box losing focus unchanged
             return s, {}
         s = replace(s, seed=seed)
@@ -295,7 +294,7 @@ class DigitsStudio(DigitsCapabilities):
     # ------------------------------------------------------------ galleries
     def generate_many(self, s: DigitsSession, choice, count) -> tuple[DigitsSession, dict]:
         label = parse_label(choice)
-        gallery = self.generate(label, int(count or 1), s.temperature, s.seed, s.order)
+        gallery = self.generate(label, parse_count(count, "count", 1, MAX_COUNT), s.temperature, s.seed, s.order)
         what = f"p(x | y = {label})" if label is not None else "p(x, y)"
         return s, {"gallery": gallery, "status": f"{len(gallery)} samples of {what}, seed {s.seed}, "
                                                  f"temperature {s.temperature:g}."}
@@ -315,14 +314,15 @@ class DigitsApi(DigitsCapabilities):
         return label_dict(probs), f"p(y | x): most likely {int(probs.argmax())} ({float(probs.max()):.3f})."
 
     def generate_digits(self, label, count, temperature, seed, order="random") -> tuple[list, str]:
-        gallery = self.generate(parse_label(label), int(count or 1), parse_temperature(temperature), ops.parse_seed(seed),
+        count = parse_count(1 if count is None else count, "count", 1, MAX_COUNT)
+        gallery = self.generate(parse_label(label), count, parse_temperature(temperature), parse_seed(seed),
                                 parse_order(order))
         return gallery, f"{len(gallery)} samples."
 
     def complete_digit(self, image, mask, ratio, mode, label, temperature, seed, order="random") -> tuple:
         if image is None:
             raise ValueError("an input image is required")
-        seed, label = ops.parse_seed(seed), parse_label(label)
+        seed, label = parse_seed(seed), parse_label(label)
         digit = digit_input(image)
         keep = M.requested_mask(mask, ratio, mode, seed, self.model().grid)
         done, y, probs = self.complete(digit, keep, label, parse_temperature(temperature), seed, parse_order(order))
@@ -334,5 +334,5 @@ class DigitsApi(DigitsCapabilities):
             raise ValueError("an input image is required")
         mode = (mode or "random").strip().lower()
         strip = self.sweep(digit_input(image), mode, parse_label(label), parse_temperature(temperature),
-                           ops.parse_seed(seed), parse_order(order))
+                           parse_seed(seed), parse_order(order))
         return strip, f"S-ratio sweep, {mode} S."

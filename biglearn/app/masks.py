@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from biglearn.app.values import check_text, parse_number, short
 from biglearn.patches import random_mask, raster_mask
 
 KEEP = "1#xXsS"      # characters meaning "kept" in a grid string
@@ -25,7 +26,7 @@ GRID_HELP = ("one row per line (or rows separated by '/'), one character per pat
 
 # ---------------------------------------------------------------- text forms
 def _rows(text: str, grid: int, what: str) -> list[str]:
-    cleaned = (text or "").strip()
+    cleaned = check_text(text, what).strip()
     rows = [r.strip() for r in re.split(r"[/\n,;|]+", cleaned) if r.strip()]
     if len(rows) == 1 and len(rows[0]) == grid * grid:
         rows = [rows[0][i * grid:(i + 1) * grid] for i in range(grid)]
@@ -98,12 +99,12 @@ def tool_mask(tool: str, grid: int, *, ratio: float = 0.5, seed: int | None = No
 def requested_mask(text: str | None, ratio: float | None, mode: str | None, seed: int | None,
                    grid: int) -> np.ndarray:
     """The API's mask argument: a grid string if given, else the tool `mode` (random/raster at `ratio`, ...)."""
-    if text and text.strip():
+    if check_text(text, "the mask").strip():
         return parse_grid(text, grid)
-    ratio = 0.5 if ratio is None else float(ratio)
+    ratio = 0.5 if ratio is None else parse_number(ratio, "the S-ratio")
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"the S-ratio must be between 0 and 1, got {ratio}")
-    return tool_mask((mode or "random").strip().lower(), grid, ratio=ratio, seed=seed)
+    return tool_mask((check_text(mode, "the mode") or "random").strip().lower(), grid, ratio=ratio, seed=seed)
 
 
 # ---------------------------------------------------------------- clicks and brush strokes
@@ -159,19 +160,24 @@ def mix_images(images: list[np.ndarray], sources: np.ndarray, patch: int) -> np.
 
 
 def parse_moves(text: str, grid: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """'r,c>r,c; ...' (or 'i>j' with raster patch indices) -> [((row, col), (row, col)), ...]."""
+    """'r,c>r,c; ...' (or 'i>j' with raster patch indices) -> [((row, col), (row, col)), ...]; at most 4 moves per
+    patch of the grid."""
     moves = []
-    for part in [p for p in re.split(r"[;\n]+", text or "") if p.strip()]:
+    parts = [p for p in re.split(r"[;\n]+", check_text(text, "the move list")) if p.strip()]
+    if len(parts) > 4 * grid * grid:
+        raise ValueError(f"{len(parts)} moves; a {grid}x{grid} grid takes at most {4 * grid * grid}")
+    for part in parts:
         ends = re.split(r"\s*(?:->|>|=>)\s*", part.strip())
         if len(ends) != 2:
-            raise ValueError(f"a move looks like 'row,col > row,col' or 'index > index', not {part.strip()!r}")
+            raise ValueError(f"a move looks like 'row,col > row,col' or 'index > index', not {short(part.strip())}")
         cells = []
         for end in ends:
-            numbers = [int(n) for n in re.findall(r"-?\d+", end)]
+            # a number longer than any index is no patch (and int() refuses 4,300+ digits with its own words)
+            numbers = [int(n) if len(n) <= 6 else grid * grid for n in re.findall(r"-?\d+", end)]
             if len(numbers) == 1:
                 numbers = list(divmod(numbers[0], grid))
             if len(numbers) != 2 or not all(0 <= n < grid for n in numbers):
-                raise ValueError(f"{end.strip()!r} is not a patch of the {grid}x{grid} grid")
+                raise ValueError(f"{short(end.strip())} is not a patch of the {grid}x{grid} grid")
             cells.append((numbers[0], numbers[1]))
         moves.append((cells[0], cells[1]))
     if not moves:

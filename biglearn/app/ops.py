@@ -37,14 +37,6 @@ def to_arrays(batch: torch.Tensor) -> np.ndarray:
     return (batch.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def parse_seed(seed) -> int:
-    """A seed from a form or an API call: blank means 0; taken modulo 2**31."""
-    try:
-        return int(seed or 0) % 2**31
-    except (TypeError, ValueError):
-        raise ValueError(f"the seed must be a whole number, not {seed!r}") from None
-
-
 def check_image(completer: Completer, image: np.ndarray) -> None:
     cfg = completer.cfg
     if image.shape != (cfg.image_size, cfg.image_size, cfg.channels):

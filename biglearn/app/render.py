@@ -4,6 +4,8 @@ Images here are numpy uint8 arrays [H, W, C] with C = 1 or 3; everything returne
 """
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import time
 import uuid
@@ -19,7 +21,6 @@ DIM = np.array([70, 70, 90], dtype=np.float32)
 LINE = (20, 20, 20)
 SOURCE_COLOURS = [(60, 140, 255), (255, 150, 40), (190, 90, 255), (60, 200, 120)]
 SELECTED = (255, 220, 0)
-_OUTPUT_DIR: Path | None = None
 
 
 def rgb(image: np.ndarray) -> np.ndarray:
@@ -90,16 +91,38 @@ def labelled(image: np.ndarray, text: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- files for download
-def output_dir(max_age_s: float = 3600) -> Path:
-    """A per-process folder for download files; files older than `max_age_s` are removed as new ones come."""
+# The PNG strips and GIFs offered for download are written to one folder per process. Gradio copies each returned
+# file into its own cache (which `delete_cache` in app.py bounds), so these are only needed until the handler has
+# returned: each write first drops files older than OUTPUT_MAX_AGE_S, then the oldest until the folder holds at most
+# OUTPUT_MAX_BYTES, and the folder is removed when the process exits.
+OUTPUT_MAX_AGE_S = 600
+OUTPUT_MAX_BYTES = 32 * 2**20
+_OUTPUT_DIR: Path | None = None
+
+
+def output_dir() -> Path:
+    """This process's download folder, pruned (see above)."""
     global _OUTPUT_DIR
     if _OUTPUT_DIR is None:
         _OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="biglearn-studio-"))
-    cutoff = time.time() - max_age_s
-    for old in _OUTPUT_DIR.iterdir():
-        if old.stat().st_mtime < cutoff:
-            old.unlink(missing_ok=True)
+        atexit.register(shutil.rmtree, _OUTPUT_DIR, ignore_errors=True)
+    prune(_OUTPUT_DIR, OUTPUT_MAX_AGE_S, OUTPUT_MAX_BYTES)
     return _OUTPUT_DIR
+
+
+def prune(folder: Path, max_age_s: float, max_bytes: int) -> None:
+    """Remove the files of `folder` older than `max_age_s`, then the oldest until the rest fit in `max_bytes`."""
+    files = []
+    for path in folder.iterdir():
+        try:
+            files.append((path.stat().st_mtime, path.stat().st_size, path))
+        except FileNotFoundError:  # removed by another request meanwhile
+            continue
+    cutoff, total = time.time() - max_age_s, sum(size for _, size, _ in files)
+    for mtime, size, path in sorted(files):
+        if mtime < cutoff or total > max_bytes:
+            path.unlink(missing_ok=True)
+            total -= size
 
 
 def save_png(array: np.ndarray, stem: str) -> str:

@@ -1,101 +1,35 @@
-"""Per-user state and the handlers behind every control of the page, as plain Python.
+"""The handlers behind every control of the "Complete images" tab, as plain Python.
 
-Each handler takes a `Session` (held per browser session in `gr.State`) and the control's values, and returns the
-new session and a dict of named updates ('grid', 'panels', 'status', ...); `app.py` maps the names to components.
-Handlers never mutate the session they are given. Problems the user can fix raise one of `USER_ERRORS`
-(ValueError, ImageError, ModelUnavailable), whose messages are meant to be shown as they are.
+Each handler takes a `Session` (state.py; held per browser session in `gr.State`) and the control's values, and
+returns the new session and a dict of named updates ('grid', 'panels', 'status', ...); the page (biglearn/app/page/)
+maps the names to components. Handlers never mutate the session they are given. Problems the user can fix raise one
+of `USER_ERRORS` (ValueError, ImageError, ModelUnavailable), whose messages are meant to be shown as they are.
+The mix panel's handlers are in mixing.py; `Studio` inherits them.
 """
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
 
 from biglearn.app import masks as M
 from biglearn.app import ops, render
+from biglearn.app.mixing import MixHandlers
 from biglearn.app.models import MODELS, ModelCache, ModelUnavailable
-from biglearn.data import face_square_side
-from biglearn.imaging import Crop, ImageError, crop_preview, load_image, to_model_image
+from biglearn.app.pictures import EXAMPLE_KINDS, default_framing, list_examples, model_input
+from biglearn.app.sliders import RATIO_RANGE, SHIFT_RANGE, ZOOM_RANGE, slider_updates, slider_value
+from biglearn.app.state import Session
+from biglearn.app.values import parse_whole
+from biglearn.imaging import Crop, ImageError, crop_preview, load_image
 from biglearn.inference import Completer
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-EXAMPLE_KINDS = ("faces", "digits", "drawn")  # examples/<kind>/*.png; "drawn" are out-of-domain pictures
 CLICK_ACTIONS = ("toggle", "move", "copy")
 USER_ERRORS = (ValueError, ImageError, ModelUnavailable)
-# The sliders' ranges (app.py builds the sliders from them; the handlers clamp what they receive into them)
-RATIO_RANGE = (0.0, 0.9)   # S-ratio: at 1.0 nothing would be left to generate
-ZOOM_RANGE = (1.0, 4.0)
-SHIFT_RANGE = (-1.0, 1.0)  # the crop's left-right and up-down
 
 
-def list_examples(kind: str) -> list[Path]:
-    folder = EXAMPLES_DIR / kind
-    return sorted(folder.glob("*.png")) if folder.is_dir() else []
-
-
-def slider_value(value, bounds: tuple[float, float], what: str) -> float:
-    """A slider's value as the app receives it, unchecked (Gradio's own check would turn a number typed beyond the
-    range into an error on every output of the event), clamped into `bounds` as the slider itself then shows it."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"the {what} must be a number, not {value!r}") from None
-    if number != number:  # NaN
-        raise ValueError(f"the {what} must be a number, not {value!r}")
-    return min(max(number, bounds[0]), bounds[1])
-
-
-def slider_updates(updates: dict, **sliders: tuple[float, float]) -> dict:
-    """`updates` with each slider (name=(value given, value used)) written back only where it was clamped: written
-    back during a drag, a slider would jump to where the pointer was when the event started."""
-    shown = {name: value for name, value in updates.items() if name not in sliders}
-    shown.update({name: used for name, (given, used) in sliders.items() if used != float(given)})
-    return shown
-
-
-def default_framing(model: str, width: int, height: int) -> tuple[Crop, str]:
-    """The crop an uploaded picture starts with, and its name: for faces the centred face square of an aligned
-    CelebA picture (what the data loader crops; zoom on a 0.01 step, as the slider), else the largest centred
-    square."""
-    if model == "faces":
-        return Crop(round(min(width, height) / face_square_side(width, height), 2)), "the training faces' framing"
-    return Crop(), "centre crop"
-
-
-def model_input(picture, completer: Completer, model: str, crop: Crop = Crop(), fit_digit: bool = True) -> np.ndarray:
-    """Any picture (path, PIL image, array) -> the model's [S, S, C] uint8 input; digits become MNIST-like."""
-    cfg = completer.cfg
-    digit = model == "digits"
-    return to_model_image(load_image(picture), cfg.image_size, cfg.channels, crop=crop, digit=digit,
-                          fit_digit=digit and fit_digit)
-
-
-@dataclass
-class Session:
-    model: str = "faces"
-    image: np.ndarray | None = None      # x, [S, S, C] uint8, after any patch moves
-    original: np.ndarray | None = None   # x before patch moves
-    upload: np.ndarray | None = None     # RGB working copy of the last upload, for re-cropping and model switches
-    source: str = "none"                 # "example", "upload" or "generated"
-    crop: Crop = Crop()
-    fit_digit: bool = True
-    mask: np.ndarray | None = None       # [grid, grid] bool, True = kept (S)
-    ratio: float = 0.5
-    mode: str = "random"
-    seed: int = 0
-    mask_order: int = 0                  # seeds the random order in which patches join S (see set_ratio)
-    pending: tuple[int, int] | None = None                   # patch picked up by a move/copy click
-    mask_before_moves: np.ndarray | None = None               # S before the first patch move (for undo)
-    brush_open: bool = False             # the Brush tab is shown: its picture follows every change of x and S
-    mix_uploads: list = field(default_factory=lambda: [None, None])   # images B and C (RGB working copies)
-    mix_map: np.ndarray | None = None    # [grid, grid] int8: -1 generated, 0 = A (the input), 1 = B, 2 = C
-    mix_layout: str = "left-right"
-
-
-class Studio:
+class Studio(MixHandlers):
     """The page's behaviour; one per process, shared by all sessions (it holds only the model cache)."""
 
     def __init__(self, cache: ModelCache | None = None):
@@ -323,10 +257,7 @@ class Studio:
 
     # ------------------------------------------------------------ noise
     def set_seed(self, s: Session, seed) -> tuple[Session, dict]:
-        try:
-            seed = int(seed)
-        except (TypeError, ValueError):
-            raise ValueError(f"the seed must be a whole number, not {seed!r}") from None
+        seed = parse_whole(seed, "the seed")
         if seed % 2**31 == s.seed:  # e.g. the seed box losing focus unchanged
             return s, {}
         s = replace(s, seed=seed % 2**31)
@@ -337,7 +268,8 @@ class Studio:
 
     # ------------------------------------------------------------ samples and sweep
     def samples(self, s: Session, count: int) -> tuple[Session, dict]:
-        images = ops.samples(self.completer(s), s.image, s.mask, s.seed, int(count))
+        # the page's slider keeps count within 2..16; ops.samples clamps to 1..16 whatever arrives
+        images = ops.samples(self.completer(s), s.image, s.mask, s.seed, parse_whole(count, "count"))
         gallery = [(render.enlarge(img), f"sample {i + 1} (seed {s.seed})") for i, img in enumerate(images)]
         return s, {"samples": gallery, "status": f"{len(images)} samples of the same x_S, one noise each. " +
                    ops.describe(s.mask)}
@@ -348,75 +280,9 @@ class Studio:
         columns = ops.sweep(self.completer(s), s.image, mode, s.seed)
         return s, sweep_outputs(columns, mode, s.seed)
 
-    # ------------------------------------------------------------ mixing
-    def mix_sources(self, s: Session) -> list[np.ndarray]:
-        """[A, B(, C)] in the model's format: A is the current input, B an upload or else another example, C an
-        upload if there is one (an upload C without B stays C)."""
-        completer = self.completer(s)
-        upload_b, upload_c = s.mix_uploads
-        if upload_b is not None:
-            b = model_input(upload_b, completer, s.model, fit_digit=True)
-        else:
-            examples = list_examples(s.model)
-            b = (model_input(examples[1 % len(examples)], completer, s.model, fit_digit=False) if examples
-                 else ops.joint_sample(completer, s.seed + 1))
-        images = [s.image, b]
-        if upload_c is not None:
-            images.append(model_input(upload_c, completer, s.model, fit_digit=True))
-        return images
-
-    def _mix_map(self, s: Session) -> np.ndarray:
-        """The painted map in 'paint' layout; otherwise the layout applied to the current S."""
-        if s.mix_layout == "paint" and s.mix_map is not None and s.mix_map.shape == s.mask.shape:
-            return s.mix_map
-        return M.layout_sources("left-right" if s.mix_layout == "paint" else s.mix_layout, s.mask)
-
-    def _mix_inputs(self, s: Session) -> tuple[list[np.ndarray], np.ndarray]:
-        images = self.mix_sources(s)
-        sources = self._mix_map(s)
-        return images, np.where(sources < len(images), sources, -1).astype(np.int8)  # a C slot may be empty
-
-    def mix_view(self, s: Session) -> dict:
-        images, sources = self._mix_inputs(s)
-        mixed = M.mix_images(images, sources, self.completer(s).cfg.patch_size)
-        return {"mix_grid": render.grid_view(mixed, sources >= 0, sources=sources),
-                "mix_text": M.format_sources(sources), "mix_layout": s.mix_layout}
-
-    def mix_upload(self, s: Session, slot: int, picture) -> tuple[Session, dict]:
-        uploads = list(s.mix_uploads)
-        uploads[slot] = None if picture is None else np.asarray(load_image(picture))
-        s = replace(s, mix_uploads=uploads)
-        return s, self.mix_view(s)
-
-    def set_layout(self, s: Session, layout: str) -> tuple[Session, dict]:
-        if layout not in M.LAYOUTS:
-            raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(M.LAYOUTS)}")
-        s = replace(s, mix_layout=layout, mix_map=self._mix_map(s) if layout == "paint" else None)
-        return s, self.mix_view(s)
-
-    def mix_click(self, s: Session, x: float, y: float) -> tuple[Session, dict]:
-        """Painting a mix by hand: each click cycles a patch generated -> A -> B (-> C) -> generated."""
-        grid = s.mask.shape[0]
-        row, col = M.cell_at(x, y, grid, render.GRID_SIDE // grid * grid)
-        count = len(self.mix_sources(s))
-        s = replace(s, mix_layout="paint", mix_map=M.next_source(self._mix_map(s), row, col, count))
-        return s, {**self.mix_view(s), "status": "Painting the mix: a click cycles generated, A, B (, C)."}
-
-    def mix(self, s: Session) -> tuple[Session, dict]:
-        """Complete the mixed x_S (kept patches from A/B/C as the map says, the rest generated)."""
-        images, sources = self._mix_inputs(s)
-        return s, {**mixed_completion(self.completer(s), images, sources, s.seed), **self.mix_view(s)}
-
-
-def mixed_completion(completer: Completer, images: list[np.ndarray], sources: np.ndarray, seed: int) -> dict:
-    mixed = M.mix_images(images, sources, completer.cfg.patch_size)
-    done = ops.complete(completer, mixed, sources >= 0, seed)
-    counts = ", ".join(f"{int((sources == i).sum())} from {'ABCD'[i]}" for i in range(len(images)))
-    return {"mix_panels": render.panels(mixed, done.completed, done.mask),
-            "status": f"Mix: kept {counts}; generated {int((sources < 0).sum())}. {done.message}"}
-
 
 def sweep_outputs(columns: np.ndarray, mode: str, seed: int) -> dict:
+    """The sweep panel's strip, animation, downloads and status (also the `/sweep` endpoint's)."""
     factor = max(1, 128 // columns.shape[1])  # 64 px models x2, 32 px x4
     strip = ops.sweep_strip(columns).repeat(factor, axis=0).repeat(factor, axis=1)
     frames = [render.labelled(col, label) for col, label in zip(columns, ops.sweep_labels())]
