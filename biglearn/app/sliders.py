@@ -2,6 +2,8 @@
 clamp what they receive into them (for the faces/digits studio and the digits tab alike)."""
 from __future__ import annotations
 
+from biglearn.app.values import parse_number
+
 RATIO_RANGE = (0.0, 0.9)   # S-ratio: at 1.0 nothing would be left to generate
 ZOOM_RANGE = (1.0, 4.0)
 SHIFT_RANGE = (-1.0, 1.0)  # the crop's left-right and up-down
@@ -10,12 +12,7 @@ SHIFT_RANGE = (-1.0, 1.0)  # the crop's left-right and up-down
 def slider_value(value, bounds: tuple[float, float], what: str) -> float:
     """A slider's value as the app receives it, unchecked (Gradio's own check would turn a number typed beyond the
     range into an error on every output of the event), clamped into `bounds` as the slider itself then shows it."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"the {what} must be a number, not {value!r}") from None
-    if number != number:  # NaN
-        raise ValueError(f"the {what} must be a number, not {value!r}")
+    number = parse_number(value, f"the {what}")  # NaN, infinities and long texts: the app's own message
     return min(max(number, bounds[0]), bounds[1])
 
 
