@@ -44,6 +44,9 @@ class ModelConfig:
     # (BicycleGAN's cLR-GAN latent regression). Trained with G by `latent_regress` (TrainConfig), it makes a G that
     # ignores z pay for it: the conditional GAN's usual collapse. 0 = no regressor (paper).
     latent_dims: int = 0
+    # Beyond the paper: the per-patch noise also scales and shifts each decoder block's LayerNorms (ViTGAN's
+    # self-modulated LayerNorm), a second noise path beside the added projection. Off = paper.
+    noise_modulation: bool = False
 
     @property
     def grid(self) -> int:

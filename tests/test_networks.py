@@ -77,8 +77,10 @@ def test_minibatch_std_compares_images_within_a_group_only():
         D._add_minibatch_std(x[:3], visible[:3])
 
 
-def test_every_parameter_gets_a_gradient_from_the_losses():
+@pytest.mark.parametrize("noise_modulation", [False, True], ids=["paper", "noise-modulation"])
+def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation):
     cfg = dataclasses.replace(tiny(), batch=16)
+    cfg.model.noise_modulation = noise_modulation
     torch.manual_seed(0)
     nets = build_networks(cfg, torch.device("cpu"), distributed=False)
     step = TrainStep(nets, cfg, torch.device("cpu"))
@@ -172,3 +174,33 @@ def test_mode_seeking_adds_a_gradient_that_pulls_g_towards_using_z():
         grads[weight] = nets.G.noise_in[0].weight.grad.clone()  # the noise injection: where z enters the decoder
     assert ratios[0.0] == 0 and ratios[1e-9] > 0 and ratios[1e-9] == ratios[1.0]
     assert not torch.allclose(grads[1e-9], grads[1.0])
+
+
+def test_noise_modulation_is_a_second_noise_path_and_keeps_the_inference_shortcut_exact():
+    cfg = dataclasses.replace(tiny().model, noise_modulation=True)
+    torch.manual_seed(0)
+    G = Generator(cfg).eval()
+    images, z = torch.rand(3, 3, 16, 16) * 2 - 1, torch.randn(3, cfg.z_dim)
+    mask = torch.zeros(3, cfg.num_patches, dtype=torch.bool)
+    for row in range(3):
+        mask[row, torch.randperm(cfg.num_patches)[:5]] = True
+    with torch.no_grad():
+        out = G(images, mask, z)
+        assert torch.allclose(G(images, mask, z, compact=True), out, atol=1e-5)
+        for layer in G.noise_in:  # the added noise path cut: z still changes the completion through modulation
+            layer.weight.zero_()
+        cut = G(images, mask, z)
+        other = G(images, mask, torch.randn(3, cfg.z_dim))
+    assert (cut - other).abs().mean() > 1e-3
+
+
+def test_modulated_block_on_query_rows_equals_those_rows_of_the_full_block():
+    torch.manual_seed(0)
+    block = Block(32, 4).eval()
+    x, modulation = torch.randn(2, 9, 32), torch.randn(2, 9, 128) * 0.3
+    queries = torch.tensor([[0, 4, 8], [7, 1, 2]])
+    with torch.no_grad():
+        full = block(x, modulation=modulation)
+        assert not torch.allclose(full, block(x))
+        rows = block(x, queries=queries, modulation=modulation)
+    assert torch.allclose(rows, take_rows(full, queries), atol=1e-6)

@@ -19,6 +19,9 @@ VARIANTS=(
   "baseline|"
   "latent1|$LATENT"
   "latent1-map001-noclip-r1both|$LATENT --set mapping_lr_mult=0.01 --set grad_clip=0 --set r1_both_pairs=true"
+  "modulation|--set noise_modulation=true"
+  "latent1-modulation|$LATENT --set noise_modulation=true"
+  "latent4|--set latent_dims=16 --set latent_regress=4"
 )
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for seed in $SEEDS; do

@@ -95,6 +95,9 @@ class Generator(nn.Module):
             nn.Conv2d(hc, cfg.channels, 3, padding=1),
         )
         self.latent_regressor = LatentRegressor(cfg.channels, cfg.latent_dims) if cfg.latent_dims else None
+        # Beyond the paper: the noise also modulates each decoder block's LayerNorms (scale and shift per patch).
+        self.noise_modulation = (nn.ModuleList(nn.Linear(cfg.noise_dim, 4 * cfg.dec_dim)
+                                               for _ in range(cfg.dec_depth)) if cfg.noise_modulation else None)
         init_weights(self)
         for token in (self.register_token, self.mask_token, self.no_noise_token):
             token_init_(token)
@@ -131,14 +134,16 @@ class Generator(nn.Module):
         `compact` (one |S| for the whole batch) runs the last block and the pixel projection on the target rows
         only, the only outputs kept; every row is still a key and value there.
         """
-        *first, last = zip(self.decoder, self.noise_in)
-        for block, inject in first:
-            h = block(h + inject(noise))
-        block, inject = last
+        modulations = ([layer(noise) for layer in self.noise_modulation] if self.noise_modulation is not None
+                       else [None] * len(self.decoder))
+        *first, last = zip(self.decoder, self.noise_in, modulations)
+        for block, inject, modulation in first:
+            h = block(h + inject(noise), modulation=modulation)
+        block, inject, modulation = last
         if not compact:
-            return self.to_pixels(self.dec_act(block(h + inject(noise))))
+            return self.to_pixels(self.dec_act(block(h + inject(noise), modulation=modulation)))
         targets = row_index(~source_mask)
-        pixels = self.to_pixels(self.dec_act(block(h + inject(noise), queries=targets)))
+        pixels = self.to_pixels(self.dec_act(block(h + inject(noise), queries=targets, modulation=modulation)))
         return scatter_rows(pixels, targets, h.shape[1])
 
     def forward(self, images: torch.Tensor, source_mask: torch.Tensor, z: torch.Tensor,

@@ -79,18 +79,29 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                queries: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, queries: torch.Tensor | None = None,
+                modulation: torch.Tensor | None = None) -> torch.Tensor:
         """[B, N, dim] -> [B, N, dim], or with queries ([B, Q] row indices) only those rows: [B, Q, dim].
 
         Restricting the rows is exact: a row's output depends on the other rows only as keys and values. Inference
-        uses it in the last block, whose other rows would be thrown away.
+        uses it in the last block, whose other rows would be thrown away. `modulation` [B, N, 4 * dim]: a per-row
+        scale and shift after each of the two LayerNorms, LN(x) * (1 + scale) + shift (ViTGAN's self-modulated
+        LayerNorm).
         """
         normed = self.norm1(x)
+        if modulation is not None:
+            scale1, shift1, after_attention = modulation.split([x.shape[-1], x.shape[-1], 2 * x.shape[-1]], dim=-1)
+            normed = normed * (1 + scale1) + shift1
         if queries is not None:
             x = take_rows(x, queries)
+            if modulation is not None:
+                after_attention = take_rows(after_attention, queries)
         x = x + self.attn(normed, mask, queries)
-        return x + self.mlp(self.norm2(x))
+        normed = self.norm2(x)
+        if modulation is not None:
+            scale2, shift2 = after_attention.chunk(2, dim=-1)
+            normed = normed * (1 + scale2) + shift2
+        return x + self.mlp(normed)
 
     def extend(self, x: torch.Tensor, at: torch.Tensor, mask: torch.Tensor,
                cache: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
