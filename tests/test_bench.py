@@ -26,7 +26,9 @@ def test_bench_reports_plain_ddp_variants_and_profile(tmp_path, monkeypatch):
     for run in ("eager_fp32", "fast", "ddp_1_process", "variant r1_every=4"):
         assert report[run]["finite"] and report[run]["img_per_s"] > 0, run
     assert report["flops_per_image"] > 0
-    assert -1 < report["ddp_overhead"] < 1
+    # how DDP compares with the plain step (not a bound on it: two-step timings on a busy CPU swing tenfold)
+    ratio = report["ddp_1_process"]["img_per_s"] / report["fast"]["img_per_s"]
+    assert report["ddp_overhead"] == pytest.approx(1 - ratio)
     assert report["variant r1_every=4"]["speedup_over_fast"] > 0
     # A variant that fails is recorded and does not void the others.
     assert "no-such-mode" in report["variant r1_every=3"]["error"]
