@@ -98,8 +98,13 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
 
 
 def check_model_config(found: dict[str, Any], expected: Any, source: str) -> None:
-    """Refuse a checkpoint whose model differs from `expected` (a model config dataclass) in any of its fields."""
-    differences = {k: (found.get(k), v) for k, v in dataclasses.asdict(expected).items() if found.get(k) != v}
+    """Refuse a checkpoint whose model differs from `expected` (a model config dataclass) in any of its fields.
+
+    A field the checkpoint does not name was added after it was written, and counts as its default (new fields
+    default to the behaviour before them)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(expected)}
+    differences = {k: (found.get(k, defaults[k]), v) for k, v in dataclasses.asdict(expected).items()
+                   if found.get(k, defaults[k]) != v}
     if differences:
         shown = ", ".join(f"{k}: checkpoint {a!r} vs requested {b!r}" for k, (a, b) in sorted(differences.items()))
         raise CheckpointError(f"{source} was trained for another model ({shown}); "

@@ -68,6 +68,19 @@ def generator_param_groups(G: Generator, mapping_lr_mult: float) -> list[dict]:
     return [{"params": mapping, "lr_mult": mapping_lr_mult}, {"params": rest, "lr_mult": 1.0}]
 
 
+def split_like(saved: dict, opt: torch.optim.Optimizer, module: torch.nn.Module) -> dict:
+    """An optimizer state saved with one parameter group for all of `module` (a G from before the noise mapping had
+    a group of its own) laid out as `opt`'s groups; torch matches saved and current parameters group by group."""
+    if len(saved["param_groups"]) != 1 or len(opt.param_groups) == 1:
+        return saved
+    saved_ids = saved["param_groups"][0]["params"]  # in the module's parameter order
+    position = {id(p): i for i, p in enumerate(module.parameters())}
+    settings = {k: v for k, v in saved["param_groups"][0].items() if k != "params"}
+    groups = [{**settings, "lr_mult": group["lr_mult"], "params": [saved_ids[position[id(p)]] for p in group["params"]]}
+              for group in opt.param_groups]
+    return {"state": saved["state"], "param_groups": groups}
+
+
 def find_resume(cfg: TrainConfig) -> Path | None:
     if not cfg.resume:
         return None
@@ -84,7 +97,7 @@ def restore(nets: Networks, cfg: TrainConfig, path: Path, device: torch.device, 
     nets.D.load_state_dict(state["D"])
     nets.G_ema.load_state_dict(state["G_ema"])
     for opt, key in ((nets.opt_g, "opt_g"), (nets.opt_d, "opt_d")):
-        opt.load_state_dict(state[key])
+        opt.load_state_dict(split_like(state[key], opt, nets.G) if key == "opt_g" else state[key])
         for group in opt.param_groups:  # the state dict brings its own; settings given for this run win (lr: per step)
             group.update(betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
     nets.opt_g.param_groups[0]["lr_mult"] = cfg.mapping_lr_mult

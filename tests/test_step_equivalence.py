@@ -155,3 +155,30 @@ def test_latent_regression_needs_both_of_its_settings():
     cfg = dataclasses.replace(preset("mnist", "tiny"), latent_regress=1.0)
     with pytest.raises(ValueError, match="latent_dims"):
         cfg.validate()
+
+
+def test_a_generator_optimizer_saved_with_one_group_resumes_into_two():
+    """Runs from before the noise mapping had its own parameter group resume with their Adam moments intact."""
+    from biglearn.trainer import split_like
+
+    cfg = dataclasses.replace(preset("mnist", "tiny"), batch=8)
+    torch.manual_seed(0)
+    nets = build_networks(cfg, torch.device("cpu"), distributed=False)
+    old = torch.optim.AdamW(nets.G.parameters(), lr=1e-3)  # the old layout: one group, module order
+    sum(p.square().sum() * (i + 1) for i, p in enumerate(nets.G.parameters())).backward()
+    old.step()
+    nets.opt_g.load_state_dict(split_like(old.state_dict(), nets.opt_g, nets.G))
+    for p in nets.G.parameters():
+        assert torch.equal(nets.opt_g.state[p]["exp_avg"], old.state[p]["exp_avg"])
+    assert [g["lr_mult"] for g in nets.opt_g.param_groups] == [cfg.mapping_lr_mult, 1.0]
+
+
+def test_a_checkpoint_without_a_newer_model_field_counts_as_its_default():
+    from biglearn.checkpoint import CheckpointError, check_model_config
+
+    cfg = preset("mnist", "tiny").model
+    saved = dataclasses.asdict(cfg)
+    del saved["noise_modulation"], saved["latent_dims"]  # written before these fields existed
+    check_model_config(saved, cfg, "old.pt")
+    with pytest.raises(CheckpointError, match="noise_modulation"):
+        check_model_config(saved, dataclasses.replace(cfg, noise_modulation=True), "old.pt")
