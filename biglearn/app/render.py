@@ -115,9 +115,10 @@ def prune(folder: Path, max_age_s: float, max_bytes: int) -> None:
     files = []
     for path in folder.iterdir():
         try:
-            files.append((path.stat().st_mtime, path.stat().st_size, path))
+            info = path.stat()
         except FileNotFoundError:  # removed by another request meanwhile
             continue
+        files.append((info.st_mtime, info.st_size, path))
     cutoff, total = time.time() - max_age_s, sum(size for _, size, _ in files)
     for mtime, size, path in sorted(files):
         if mtime < cutoff or total > max_bytes:
