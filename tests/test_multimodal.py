@@ -165,6 +165,21 @@ def test_resume_continues_bit_for_bit(tmp_path, mnist_npz):
             assert torch.equal(value, b[part][key]), (part, key)
 
 
+def test_a_run_can_adopt_a_trained_tokenizer_and_skip_stage_1(tmp_path, mnist_npz):
+    donor = train(tiny_config(mnist_npz, tmp_path / "donor", kimg=0.128))
+    run = train(tiny_config(mnist_npz, tmp_path / "run", kimg=0.128, tokenizer_from=str(donor / "export")))
+    stages = [json.loads(line)["stage"] for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert stages == ["transformer"]  # no tokenizer tick
+    adopted, original = (DigitsModel.from_pretrained(path / "export", device="cpu") for path in (run, donor))
+    for key, value in original.tokenizer.state_dict().items():
+        assert torch.equal(adopted.tokenizer.state_dict()[key], value), key
+    assert adopted.meta["tokenizer_from"] == str(donor / "export") and "tokenizer_kimg" not in adopted.meta
+    other = tiny_config(mnist_npz, tmp_path / "other", tokenizer_from=str(donor / "export"))
+    other.model.codebook_size = 16
+    with pytest.raises(CheckpointError, match="its tokenizer is"):
+        train(other)
+
+
 def digits_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "train" / "train_digits.py"), *args], capture_output=True,
                           text=True, timeout=timeout, cwd=REPO)

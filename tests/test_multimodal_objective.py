@@ -128,6 +128,12 @@ def test_eq19_loss_is_the_target_sum_over_the_batch():
         for slot in range(int(num_source[row]), LENGTH):
             expected -= log_probs[row, slot, tokens[row, order[row, slot]]]
     torch.testing.assert_close(loss, expected / (4 * LENGTH))
+    # label_weight scales the label's terms alone: the weighted loss minus Eq. (19) is (w - 1) x the label part.
+    is_label = order == LABEL
+    used = torch.arange(LENGTH)[None, :] >= num_source[:, None]
+    label_part = -(log_probs.gather(2, tokens.gather(1, order)[..., None])[..., 0] * (used & is_label)).sum()
+    weighted, _ = eq19_loss(model, tokens, order, num_source, label_weight=3.0)
+    torch.testing.assert_close(weighted - loss, 2.0 * label_part / (4 * LENGTH))
     # Wrong-modality entries are impossible: y only takes labels, image tokens only codes.
     probs = log_probs.exp()
     label_slot = (order == LABEL)

@@ -11,6 +11,8 @@ RUNS=${RUNS:-$HOME/biglearn-runs/study}
 KIMG=${KIMG:-100}
 THREADS=${THREADS:-1}
 SEEDS=${SEEDS:-"0 1"}
+# ONLY="a b": train just these variants (names as below), in the order listed here
+ONLY=${ONLY:-}
 DEADLINE=${DEADLINE:?set DEADLINE to the epoch second by which every run must have stopped}
 PY=${PY:-.venv/bin/python}
 LATENT="--set latent_dims=16 --set latent_regress=1"
@@ -27,6 +29,7 @@ export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for seed in $SEEDS; do
   for entry in "${VARIANTS[@]}"; do
     name=${entry%%|*}; flags=${entry#*|}
+    if [[ -n $ONLY && " $ONLY " != *" $name "* ]]; then continue; fi
     out="$RUNS/$name-s$seed"
     left=$(( (DEADLINE - $(date +%s)) / 60 ))
     if (( left < 3 )); then echo "deadline reached before $name-s$seed"; exit 0; fi

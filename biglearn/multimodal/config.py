@@ -67,6 +67,9 @@ class DigitsTrainConfig:
     # Share of pairs with S' = every image token, T' = {y}: p(y | x) exactly. At 0.1 the shipped model classified
     # only 67% of test digits after 121 kimg (a label term is 1 of up to 50 in a pair's loss), so it is 0.3.
     classify_prob: float = 0.3
+    # Beyond Eq. (19): each label term's weight in the loss (1 = the paper). A pair has one label term beside up to
+    # 49 image terms, so y gets little of the gradient; a larger weight trains p(y | x_S) harder at no cost in time.
+    label_weight: float = 1.0
     label_source_prob: float = 0.5 # share of the other pairs with y in S' (label-conditioned); else y is a target
     source_beta: tuple[float, float] = (0.5, 2.0)   # |S' ∩ x| / 49 ~ Beta (mass near 0: joint generation)
     raster_prob: float = 0.25      # share of pairs whose image sources are an initial raster portion
@@ -81,6 +84,9 @@ class DigitsTrainConfig:
     resume: str = ""
     max_minutes: float = 0.0
     limit_images: int = 0
+    # A digits checkpoint (name under checkpoints/ or folder) whose tokenizer this run adopts, skipping stage 1;
+    # '' trains one. The tokenizer fields of `model` must match it.
+    tokenizer_from: str = ""
     classifier: str = "mnist-classifier"   # judges tokenizer reconstructions at the end of stage 1 ('' skips)
 
     def to_json(self) -> str:
@@ -91,7 +97,7 @@ class DigitsTrainConfig:
         self.model.validate()
         check_values(self, ("tok_batch", "batch", "snap_ticks", "keep_checkpoints"), lambda v: v >= 1, "must be >= 1")
         check_values(self, ("tok_kimg", "kimg", "tok_lr", "lr", "tick_kimg"), lambda v: v > 0, "must be positive")
-        check_values(self, ("commitment", "weight_decay", "warmup_kimg", "cooldown_kimg", "grad_clip", "max_minutes",
+        check_values(self, ("commitment", "label_weight", "weight_decay", "warmup_kimg", "cooldown_kimg", "grad_clip", "max_minutes",
                             "limit_images"), lambda v: v >= 0, "must not be negative")
         check_values(self, ("classify_prob", "label_source_prob", "raster_prob"), lambda v: 0 <= v <= 1,
                      "must lie in [0, 1]")

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from biglearn.checkpoint import (check_model_config, checkpoint_path, list_checkpoints, load_training_state,
+from biglearn.checkpoint import (CheckpointError, check_model_config, checkpoint_path, list_checkpoints, load_training_state,
                                  prune_checkpoints, refuse_used_folder, remove_stale_temp_files, save_training_state)
 from biglearn.cli import run_training, saved_config
 from biglearn.config import apply_overrides, check_resumed_preset
@@ -36,16 +36,17 @@ DEFAULT_DATA = "../shared/data/mnist/mnist.npz"
 
 
 def eq19_loss(transformer: AnyOrderTransformer, tokens: torch.Tensor, order: torch.Tensor,
-              num_source: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+              num_source: torch.Tensor, label_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """-E log p over the targets of Eq. (19): the sum over each pair's targets, averaged over the batch and divided
-    by L' (a constant, so that the scale does not depend on |T'|). Also per-token NLL of y and of x for the log."""
+    by L' (a constant, so that the scale does not depend on |T'|), the label's terms weighted by label_weight (1 is
+    Eq. (19) itself). Also per-token NLL of y and of x for the log."""
     batch, length = tokens.shape
     logits = transformer(tokens, order, num_source)
     nll = F.cross_entropy(logits.flatten(0, 1), tokens.gather(1, order).flatten(), reduction="none").view(batch, length)
     used = target_slots(num_source, length)
     is_label = order == LABEL
-    loss = (nll * used).sum() / (batch * length)
     label_terms, image_terms = used & is_label, used & ~is_label
+    loss = (nll * image_terms).sum() / (batch * length) + label_weight * (nll * label_terms).sum() / (batch * length)
     stats = {"nll_y": (nll * label_terms).sum() / label_terms.sum().clamp(min=1),
              "nll_x": (nll * image_terms).sum() / image_terms.sum().clamp(min=1)}
     return loss, stats
@@ -99,6 +100,18 @@ class Run:
         return DigitsModel(self.tokenizer, self.transformer, self.device)
 
 
+def adopt_tokenizer(run: Run, name_or_path: str) -> None:
+    """Stage 1 taken from a trained digits checkpoint: its tokenizer's weights, then straight to stage 2."""
+    source = DigitsModel.from_pretrained(name_or_path, "cpu")
+    fields = ("codebook_size", "code_dim", "tok_channels")
+    theirs, ours = ({f: getattr(cfg, f) for f in fields} for cfg in (source.cfg, run.cfg.model))
+    if theirs != ours:
+        raise CheckpointError(f"tokenizer_from {name_or_path}: its tokenizer is {theirs}, this run's model wants {ours}")
+    run.tokenizer.load_state_dict(source.tokenizer.state_dict())
+    run.next_stage()
+    print(f"tokenizer: adopted from {name_or_path}; stage 1 skipped", flush=True)
+
+
 def reconstruction_accuracy(tokenizer: VQTokenizer, images: torch.Tensor, labels: torch.Tensor,
                             classifier_name: str) -> float | None:
     """Share of reconstructions the project's digit classifier gives the original's label (None: no classifier)."""
@@ -137,6 +150,8 @@ def _train(cfg: DigitsTrainConfig, device: torch.device) -> Path:
         run.load(load_training_state(found[-1]))
     else:
         refuse_used_folder(run_dir)
+        if cfg.tokenizer_from:
+            adopt_tokenizer(run, cfg.tokenizer_from)
     run_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(run_dir)
     (run_dir / "config.json").write_text(cfg.to_json())
@@ -199,7 +214,7 @@ def _transformer_step(run: Run, tokens: torch.Tensor) -> dict[str, torch.Tensor]
     order, num_source = sample_pairs(cfg.batch, cfg, device=tokens.device)
     for group in run.optimizer.param_groups:
         group["lr"] = transformer_lr(cfg, run.progress.images_seen + cfg.batch)
-    loss, stats = eq19_loss(run.transformer, batch, order, num_source)
+    loss, stats = eq19_loss(run.transformer, batch, order, num_source, cfg.label_weight)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip:
@@ -262,7 +277,12 @@ def snapshot(run: Run, run_dir: Path, sheet_digits: torch.Tensor) -> None:
         model = run.sampling_model()
         save_png(figures.fig11(model, seed=0), run_dir / "samples" / f"fig11-{tag}.png")
         model.save(run_dir / "export", {"preset": run.cfg.preset, "kimg": run.progress.images_seen / 1000,
-                                        "tokenizer_kimg": run.cfg.tok_kimg, "step": run.progress.step})
+                                        "step": run.progress.step, **tokenizer_origin(run.cfg)})
+
+
+def tokenizer_origin(cfg: DigitsTrainConfig) -> dict:
+    """What the export says of its tokenizer: trained in this run (kimg) or adopted (from where)."""
+    return {"tokenizer_from": cfg.tokenizer_from} if cfg.tokenizer_from else {"tokenizer_kimg": cfg.tok_kimg}
 
 
 def main(argv: list[str] | None = None) -> int:
