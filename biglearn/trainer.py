@@ -81,6 +81,18 @@ def split_like(saved: dict, opt: torch.optim.Optimizer, module: torch.nn.Module)
     return {"state": saved["state"], "param_groups": groups}
 
 
+def check_ranks_agree(nets: Networks, device: torch.device) -> None:
+    """RuntimeError when the ranks' G and D weights differ: a parameter whose gradient skipped DDP's all-reduce
+    (used outside the wrapped forward, say) would let them drift apart silently. One all-gather at the end."""
+    params = [p.detach() for net in (nets.G, nets.D) for p in net.parameters()]
+    fingerprint = torch.stack([torch.stack([p.double().sum(), p.double().abs().sum()]) for p in params]).to(device)
+    gathered = [torch.empty_like(fingerprint) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, fingerprint)
+    if any(not torch.equal(other, gathered[0]) for other in gathered[1:]):
+        raise RuntimeError("the processes' weights differ at the end of training: a gradient missed DDP's "
+                           "all-reduce")
+
+
 def find_resume(cfg: TrainConfig) -> Path | None:
     if not cfg.resume:
         return None
@@ -268,6 +280,7 @@ def train(cfg: TrainConfig) -> Path:
             # rank that reached interpreter shutdown first was aborted ("terminate called without an active
             # exception", about 1 run in 20 of the torchrun test). Waiting here hands them the GIL in time.
             dist.barrier()
+            check_ranks_agree(nets, device)
     finally:
         stop.close()
         reporter.close()

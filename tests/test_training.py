@@ -164,11 +164,16 @@ def test_bad_settings_are_refused_before_anything_runs(flags, expected):
     assert expected in result.stderr and "Traceback" not in result.stderr
 
 
-def test_torchrun_two_processes_on_cpu(tmp_path, mnist_npz):
+# The paper's step, and every G addition whose parameters DDP must keep in sync (the ranks' weights are compared
+# at the end of training, so a gradient that skipped the all-reduce fails the run).
+@pytest.mark.parametrize("flags", [[], ["--set", "latent_dims=8", "--set", "latent_regress=1", "--set",
+                                        "noise_modulation=true", "--set", "mapping_lr_mult=0.01"]],
+                         ids=["paper-step", "g-additions"])
+def test_torchrun_two_processes_on_cpu(tmp_path, mnist_npz, flags):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(REPO / "train" / "train_mnist.py"), *TINY, "--data", str(mnist_npz), "--out", str(out),
-           "--kimg", "0.032", "--device", "cpu"]
+           "--kimg", "0.032", "--device", "cpu", *flags]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
