@@ -176,8 +176,24 @@ def test_a_run_can_adopt_a_trained_tokenizer_and_skip_stage_1(tmp_path, mnist_np
     assert adopted.meta["tokenizer_from"] == str(donor / "export") and "tokenizer_kimg" not in adopted.meta
     other = tiny_config(mnist_npz, tmp_path / "other", tokenizer_from=str(donor / "export"))
     other.model.codebook_size = 16
-    with pytest.raises(CheckpointError, match="its tokenizer is"):
+    with pytest.raises(CheckpointError, match="tokenizer_from .* its model is"):
         train(other)
+
+
+def test_a_fine_tune_starts_from_a_checkpoints_transformer(tmp_path, mnist_npz):
+    donor = DigitsModel.from_pretrained(train(tiny_config(mnist_npz, tmp_path / "donor", kimg=0.128)) / "export",
+                                        device="cpu")
+    folder = str(tmp_path / "donor" / "export")
+    cfg = tiny_config(mnist_npz, tmp_path / "tune", kimg=0.032, tokenizer_from=folder, transformer_from=folder,
+                      lr=1e-9, warmup_kimg=0.0)  # a step too small to move the weights: they must be the donor's
+    tuned = DigitsModel.from_pretrained(train(cfg) / "export", device="cpu")
+    for key, value in donor.transformer.state_dict().items():
+        torch.testing.assert_close(tuned.transformer.state_dict()[key], value, rtol=0, atol=1e-6)
+    assert tuned.meta["transformer_from"] == folder
+    wider = tiny_config(mnist_npz, tmp_path / "wider", tokenizer_from=folder, transformer_from=folder)
+    wider.model.dim = 48
+    with pytest.raises(CheckpointError, match="transformer_from .* its model is"):
+        train(wider)
 
 
 def digits_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -87,6 +87,9 @@ class DigitsTrainConfig:
     # A digits checkpoint (name under checkpoints/ or folder) whose tokenizer this run adopts, skipping stage 1;
     # '' trains one. The tokenizer fields of `model` must match it.
     tokenizer_from: str = ""
+    # A digits checkpoint whose transformer weights stage 2 starts from (a fine-tune: fresh optimizer and counters;
+    # `model` must match it); '' starts from a random initialisation.
+    transformer_from: str = ""
     classifier: str = "mnist-classifier"   # judges tokenizer reconstructions at the end of stage 1 ('' skips)
 
     def to_json(self) -> str:

@@ -8,6 +8,7 @@ snapshot, OUT/export is a complete sampling checkpoint (what checkpoints/digits-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -100,16 +101,30 @@ class Run:
         return DigitsModel(self.tokenizer, self.transformer, self.device)
 
 
-def adopt_tokenizer(run: Run, name_or_path: str) -> None:
-    """Stage 1 taken from a trained digits checkpoint: its tokenizer's weights, then straight to stage 2."""
+TOKENIZER_FIELDS = ("codebook_size", "code_dim", "tok_channels")
+
+
+def _donor(run: Run, name_or_path: str, setting: str, fields: tuple[str, ...]) -> DigitsModel:
+    """The checkpoint a part is adopted from, refused unless its `fields` of the model config equal this run's."""
     source = DigitsModel.from_pretrained(name_or_path, "cpu")
-    fields = ("codebook_size", "code_dim", "tok_channels")
     theirs, ours = ({f: getattr(cfg, f) for f in fields} for cfg in (source.cfg, run.cfg.model))
     if theirs != ours:
-        raise CheckpointError(f"tokenizer_from {name_or_path}: its tokenizer is {theirs}, this run's model wants {ours}")
-    run.tokenizer.load_state_dict(source.tokenizer.state_dict())
+        raise CheckpointError(f"{setting} {name_or_path}: its model is {theirs}, this run's model wants {ours}")
+    return source
+
+
+def adopt_tokenizer(run: Run, name_or_path: str) -> None:
+    """Stage 1 taken from a trained digits checkpoint: its tokenizer's weights, then straight to stage 2."""
+    run.tokenizer.load_state_dict(_donor(run, name_or_path, "tokenizer_from", TOKENIZER_FIELDS).tokenizer.state_dict())
     run.next_stage()
     print(f"tokenizer: adopted from {name_or_path}; stage 1 skipped", flush=True)
+
+
+def adopt_transformer(run: Run, name_or_path: str) -> None:
+    """Stage 2 starts from a trained checkpoint's transformer (same model config), with a fresh optimizer."""
+    fields = tuple(f.name for f in dataclasses.fields(run.cfg.model))
+    run.transformer.load_state_dict(_donor(run, name_or_path, "transformer_from", fields).transformer.state_dict())
+    print(f"transformer: starts from the weights of {name_or_path}", flush=True)
 
 
 def reconstruction_accuracy(tokenizer: VQTokenizer, images: torch.Tensor, labels: torch.Tensor,
@@ -152,6 +167,8 @@ def _train(cfg: DigitsTrainConfig, device: torch.device) -> Path:
         refuse_used_folder(run_dir)
         if cfg.tokenizer_from:
             adopt_tokenizer(run, cfg.tokenizer_from)
+        if cfg.transformer_from:
+            adopt_transformer(run, cfg.transformer_from)
     run_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(run_dir)
     (run_dir / "config.json").write_text(cfg.to_json())
@@ -277,12 +294,14 @@ def snapshot(run: Run, run_dir: Path, sheet_digits: torch.Tensor) -> None:
         model = run.sampling_model()
         save_png(figures.fig11(model, seed=0), run_dir / "samples" / f"fig11-{tag}.png")
         model.save(run_dir / "export", {"preset": run.cfg.preset, "kimg": run.progress.images_seen / 1000,
-                                        "step": run.progress.step, **tokenizer_origin(run.cfg)})
+                                        "step": run.progress.step, **weights_origin(run.cfg)})
 
 
-def tokenizer_origin(cfg: DigitsTrainConfig) -> dict:
-    """What the export says of its tokenizer: trained in this run (kimg) or adopted (from where)."""
-    return {"tokenizer_from": cfg.tokenizer_from} if cfg.tokenizer_from else {"tokenizer_kimg": cfg.tok_kimg}
+def weights_origin(cfg: DigitsTrainConfig) -> dict:
+    """What the export says of where its weights began: the tokenizer trained here (kimg) or adopted, and the
+    transformer's starting weights when adopted."""
+    origin = {"tokenizer_from": cfg.tokenizer_from} if cfg.tokenizer_from else {"tokenizer_kimg": cfg.tok_kimg}
+    return {**origin, "transformer_from": cfg.transformer_from} if cfg.transformer_from else origin
 
 
 def main(argv: list[str] | None = None) -> int:
