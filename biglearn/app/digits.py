@@ -30,6 +30,7 @@ LABEL_CHOICES = [NO_LABEL] + [str(d) for d in range(NUM_LABELS)]
 GENERATE_CHOICES = [ANY_LABEL] + [str(d) for d in range(NUM_LABELS)]
 MAX_COUNT = 32
 MAX_TEMPERATURE = 2.0
+DEFAULT_TEMPERATURE = 1.0   # the page's slider, a new session and an API call without one start here
 
 
 def parse_label(choice, allowed_blank: tuple[str, ...] = (NO_LABEL, ANY_LABEL, "")) -> int | None:
@@ -43,7 +44,7 @@ def parse_label(choice, allowed_blank: tuple[str, ...] = (NO_LABEL, ANY_LABEL, "
 
 
 def parse_temperature(value) -> float:
-    temperature = parse_number(1.0 if value is None else value, "the temperature")
+    temperature = parse_number(DEFAULT_TEMPERATURE if value is None else value, "the temperature")
     if not 0.0 <= temperature <= MAX_TEMPERATURE:
         raise ValueError(f"the temperature must be between 0 and {MAX_TEMPERATURE:g}, got {temperature:g}")
     return temperature
@@ -110,7 +111,7 @@ class DigitsSession:
     image: np.ndarray | None = None   # [28, 28, 1] uint8
     keep: np.ndarray | None = None    # [7, 7] bool, True = kept image token (S)
     label: int | None = None          # the label given as a source, or None
-    temperature: float = 1.0
+    temperature: float = DEFAULT_TEMPERATURE
     order: str = "random"             # sampling order of the targets: "random", or "raster" (y first)
     seed: int = 0
     ratio: float = 0.5

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from biglearn.app import masks as M
-from biglearn.app.digits import (ANY_LABEL, GENERATE_CHOICES, LABEL_CHOICES, MAX_COUNT, MAX_TEMPERATURE, NO_LABEL,
-                                 DigitsStudio)
+from biglearn.app.digits import (ANY_LABEL, DEFAULT_TEMPERATURE, GENERATE_CHOICES, LABEL_CHOICES, MAX_COUNT,
+                                 MAX_TEMPERATURE, NO_LABEL, DigitsStudio)
 from biglearn.app.page.controls import IMAGE_OUT, LIVE_SLIDER, RATIO_LABEL, uploaded
 from biglearn.app.page.session_box import SessionBox, TabEvents, session_state
 from biglearn.app.pictures import list_examples
@@ -59,7 +59,7 @@ def digits_tab_layout() -> dict:
             c["label"] = gr.Radio(LABEL_CHOICES, value=NO_LABEL, label="Label given to the model (y in S')",
                                   elem_id="digits-label")
             with gr.Row():
-                c["temperature"] = gr.Slider(0.0, MAX_TEMPERATURE, value=1.0, step=0.05,
+                c["temperature"] = gr.Slider(0.0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05,
                                              label="Temperature (0 = most likely tokens)", elem_id="digits-temperature")
                 c["order"] = gr.Radio(list(SAMPLING_ORDERS), value="random", elem_id="digits-order",
                                       label="Order of generation (raster: y first, then row by row)")

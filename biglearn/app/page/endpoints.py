@@ -7,7 +7,7 @@ import gradio as gr
 
 from biglearn.app import masks as M
 from biglearn.app.api import Api
-from biglearn.app.digits import MAX_TEMPERATURE, NO_LABEL, DigitsApi
+from biglearn.app.digits import DEFAULT_TEMPERATURE, MAX_TEMPERATURE, NO_LABEL, DigitsApi
 from biglearn.app.page.controls import uploaded
 from biglearn.app.session import USER_ERRORS
 from biglearn.imaging import MAX_FILE_BYTES
@@ -72,7 +72,7 @@ def add_api(api: Api, digits: DigitsApi) -> None:
         gif = gr.File(label="gif")
         sample = gr.Image(format="png", label="sample")
         label = gr.Textbox(NO_LABEL, label="label")
-        temperature = gr.Number(1.0, label="temperature")
+        temperature = gr.Number(DEFAULT_TEMPERATURE, label="temperature")
         order = gr.Textbox("random", label="order")
         probs = gr.Label(label="probabilities")
         digit_panels = [gr.Image(format="png", label=label) for label in ("masked", "completed")]
