@@ -6,7 +6,7 @@ import torch
 
 from biglearn.multimodal.config import DigitsModelConfig, preset
 from biglearn.multimodal.objective import LABEL, attention_mask, pairs_from_sources, sample_pairs, target_slots
-from biglearn.multimodal.trainer import eq19_loss
+from biglearn.multimodal.trainer import embed_codes_from_codebook, eq19_loss
 from biglearn.multimodal.transformer import AnyOrderTransformer
 
 LENGTH = DigitsModelConfig().length   # 50 = y + 7x7 tokens
@@ -159,3 +159,20 @@ def test_cached_sampling_passes_equal_the_full_forward_at_every_slot():
             slot = (num_source + k).clamp(max=LENGTH - 1)
             torch.testing.assert_close(model.extend(tokens, order, num_source, slot, cache), full[rows, slot],
                                        rtol=1e-4, atol=1e-5)
+
+
+def test_code_embeddings_from_the_codebook_keep_its_geometry():
+    cfg = DigitsModelConfig(codebook_size=16, code_dim=4, tok_channels=4, dim=32, depth=1, heads=2)
+    torch.manual_seed(0)
+    model = AnyOrderTransformer(cfg)
+    labels_before = model.token_embed.weight[16:].clone()
+    codebook = torch.randn(16, 4)
+    codebook[3] = codebook[7]                                   # two codes that decode alike
+    embed_codes_from_codebook(model, codebook)
+    codes = model.token_embed.weight[:16]
+    torch.testing.assert_close(codes[3], codes[7])
+    assert abs(codes.std().item() - 0.02) < 1e-4                  # the usual initial scale
+    distances = torch.cdist(codebook, codebook).flatten()
+    embedded = torch.cdist(codes, codes).flatten()
+    assert torch.corrcoef(torch.stack([distances, embedded]))[0, 1] > 0.5   # near codes stay near
+    torch.testing.assert_close(model.token_embed.weight[16:], labels_before)  # labels untouched

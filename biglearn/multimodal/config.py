@@ -70,6 +70,9 @@ class DigitsTrainConfig:
     # Beyond Eq. (19): each label term's weight in the loss (1 = the paper). A pair has one label term beside up to
     # 49 image terms, so y gets little of the gradient; a larger weight trains p(y | x_S) harder at no cost in time.
     label_weight: float = 1.0
+    # Beyond the paper: start each image code's token embedding from the tokenizer's codebook vector for it (a fixed
+    # random projection to `dim`, at the usual 0.02 scale), so codes that look alike start alike; off = N(0, 0.02).
+    embed_from_codebook: bool = False
     label_source_prob: float = 0.5 # share of the other pairs with y in S' (label-conditioned); else y is a target
     source_beta: tuple[float, float] = (0.5, 2.0)   # |S' ∩ x| / 49 ~ Beta (mass near 0: joint generation)
     raster_prob: float = 0.25      # share of pairs whose image sources are an initial raster portion

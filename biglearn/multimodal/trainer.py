@@ -53,6 +53,15 @@ def eq19_loss(transformer: AnyOrderTransformer, tokens: torch.Tensor, order: tor
     return loss, stats
 
 
+@torch.no_grad()
+def embed_codes_from_codebook(transformer: AnyOrderTransformer, codebook: torch.Tensor) -> None:
+    """Image-code embeddings = the codebook vectors through a random projection, scaled to std 0.02 overall: the
+    transformer starts out knowing which codes look alike (the label embeddings keep their initialisation)."""
+    projection = torch.randn(codebook.shape[1], transformer.cfg.dim, device=codebook.device)
+    embedded = (codebook - codebook.mean(dim=0)) @ projection
+    transformer.token_embed.weight[:len(codebook)] = embedded * (0.02 / embedded.std().clamp(min=1e-12))
+
+
 class Run:
     """The state of one run: both networks, the stage, its optimizer and counters."""
 
@@ -75,6 +84,8 @@ class Run:
     def next_stage(self) -> None:
         self.stage = STAGES[1]
         self.progress.images_seen = 0
+        if self.cfg.embed_from_codebook:
+            embed_codes_from_codebook(self.transformer, self.tokenizer.quantizer.codebook)
         self.optimizer = self._optimizer()
 
     def state(self) -> dict:
