@@ -317,8 +317,8 @@ def weights_origin(cfg: DigitsTrainConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the multi-modal MNIST model (VQ tokenizer, then Eq. (19)).")
-    parser.add_argument("--preset", help="demo (the shipped checkpoint; the default), ci or tiny (tests); when "
-                        "resuming, the run's own settings")
+    parser.add_argument("--preset", help="demo (the shipped checkpoint; the default), wide (its successor in "
+                        "training), ci or tiny (tests); when resuming, the run's own settings")
     parser.add_argument("--data", help=f"MNIST .npz or torchvision folder (default {DEFAULT_DATA})")
     parser.add_argument("--out", help="run directory (default runs/digits-PRESET)")
     parser.add_argument("--resume", help="'auto' (newest checkpoint in --out) or a checkpoint path")
