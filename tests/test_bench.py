@@ -94,3 +94,13 @@ def test_bad_arguments_fail_at_once_with_a_message(argv, expected, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_digits_bench_times_an_untrained_shape_on_the_shipped_tokenizer(capsys):
+    from biglearn.multimodal import bench as digits_bench
+    digits_bench.main(["--shape", "32x1x2", "--preset", "tiny", "--reps", "1"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["shape"] == "32x1x2" and report["transformer params M"] < 0.1
+    assert all(report[key] > 0 for key in ("classify 1 ms", "generate 1 ms", "train img/s"))
+    with pytest.raises(SystemExit):
+        digits_bench.main(["--shape", "192x4"])

@@ -6,6 +6,7 @@ training throughput of its transformer (one Eq. (19) step on random tokens, batc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -42,8 +43,27 @@ def inference(model: DigitsModel, reps: int) -> dict[str, float]:
     }
 
 
-def training(preset_name: str, steps: int) -> dict[str, float]:
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """'192x4x6' -> (dim, depth, heads)."""
+    try:
+        dim, depth, heads = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a shape is DIMxDEPTHxHEADS, e.g. 192x4x6, not {text!r}") from None
+    return dim, depth, heads
+
+
+def with_shape(model: DigitsModel, shape: tuple[int, int, int]) -> DigitsModel:
+    """The checkpoint's tokenizer with an untrained transformer of another shape: sampling costs the same whatever
+    the weights, so a shape can be timed before it is trained."""
+    dim, depth, heads = shape
+    cfg = dataclasses.replace(model.cfg, dim=dim, depth=depth, heads=heads)
+    return DigitsModel(model.tokenizer, AnyOrderTransformer(cfg), model.device)
+
+
+def training(preset_name: str, steps: int, shape: tuple[int, int, int] | None = None) -> dict[str, float]:
     cfg = preset(preset_name)
+    if shape:
+        cfg.model.dim, cfg.model.depth, cfg.model.heads = shape
     model = AnyOrderTransformer(cfg.model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     tokens = torch.randint(cfg.model.codebook_size, (cfg.batch, cfg.model.length))
@@ -51,7 +71,7 @@ def training(preset_name: str, steps: int) -> dict[str, float]:
 
     def step():
         order, num_source = sample_pairs(cfg.batch, cfg)
-        loss, _ = eq19_loss(model, tokens, order, num_source)
+        loss, _ = eq19_loss(model, tokens, order, num_source, cfg.label_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -68,12 +88,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--shape", type=parse_shape, help="DIMxDEPTHxHEADS: time an untrained transformer of this "
+                        "shape (with the checkpoint's tokenizer) instead of the checkpoint's own")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     model = DigitsModel.from_pretrained(args.checkpoint, device=args.device)
-    results = {"device": args.device, "threads": torch.get_num_threads(), **inference(model, args.reps),
-               **training(args.preset, max(3, args.reps // 2))}
+    if args.shape:
+        model = with_shape(model, args.shape)
+    results = {"device": args.device, "threads": torch.get_num_threads(),
+               "shape": f"{model.cfg.dim}x{model.cfg.depth}x{model.cfg.heads}", **inference(model, args.reps),
+               **training(args.preset, max(3, args.reps // 2), args.shape)}
     print(json.dumps(results, indent=2))
 
 
