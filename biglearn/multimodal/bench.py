@@ -1,7 +1,7 @@
 """Speed of the multi-modal MNIST model: `python -m biglearn.multimodal.bench [--checkpoint NAME] [--threads N]`.
 
-Inference latency (median of --reps) of each capability the app calls, on the checkpoint's weights, and the
-training throughput of its transformer (one Eq. (19) step on random tokens, batch of the preset).
+Inference latency (median of --reps) of each capability the app calls, on the checkpoint's weights, through the
+library and through the app's handlers, and the training throughput of its transformer (one Eq. (19) step on random tokens, batch of the preset).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import json
 import statistics
 import time
 
+import numpy as np
 import torch
 
 from biglearn.multimodal.config import preset
@@ -40,6 +41,23 @@ def inference(model: DigitsModel, reps: int) -> dict[str, float]:
         "generate 16 ms": median_ms(lambda: model.generate(16, seed=0), reps),
         "generate 16 with label ms": median_ms(lambda: model.generate(16, labels=3, seed=0), reps),
         "complete 1 at r=0.5 ms": median_ms(lambda: model.complete(digits[:1], keep, seed=0), reps),
+    }
+
+
+def app_handlers(model: DigitsModel, reps: int) -> dict[str, float]:
+    """The same capabilities through the app's handlers (biglearn.app.digits, what the tab and the API call),
+    which add the image conversions and the gallery's rendering to the model's work."""
+    from biglearn.app.digits import MODEL, DigitsCapabilities
+    from biglearn.app.models import ModelCache
+
+    # The cache finds the shipped folder as the app does, and the loader hands it this model instead.
+    handlers = DigitsCapabilities(ModelCache(str(model.device), {MODEL: "digits-multimodal"}, lambda *_, **__: model))
+    drawn = np.zeros((28, 28, 1), dtype=np.uint8)
+    drawn[6:22, 12:16] = 255
+    return {
+        "app classify 1 ms": median_ms(lambda: handlers.classify(drawn), reps),
+        "app generate 1 ms": median_ms(lambda: handlers.generate(None, 1, 1.0, 0), reps),
+        "app generate 16 ms": median_ms(lambda: handlers.generate(None, 16, 1.0, 0), reps),
     }
 
 
@@ -98,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         model = with_shape(model, args.shape)
     results = {"device": args.device, "threads": torch.get_num_threads(),
                "shape": f"{model.cfg.dim}x{model.cfg.depth}x{model.cfg.heads}", **inference(model, args.reps),
+               **app_handlers(model, args.reps),
                **training(args.preset, max(3, args.reps // 2), args.shape)}
     print(json.dumps(results, indent=2))
 
