@@ -224,6 +224,7 @@ def test_resume_alone_continues_with_the_run_settings_and_logs_each_tick_once(tm
     (["--set", "batch=0"], "batch must be >= 1"),
     (["--set", "classify_prob=2"], "classify_prob must lie in [0, 1]"),
     (["--set", "out="], "out (the run folder) must not be empty"),
+    (["--set", "transformer_from=digits-multimodal"], "set tokenizer_from to the same checkpoint"),
     (["--device", "banana"], "unknown device"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(flags, expected):

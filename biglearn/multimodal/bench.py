@@ -1,7 +1,8 @@
 """Speed of the multi-modal MNIST model: `python -m biglearn.multimodal.bench [--checkpoint NAME] [--threads N]`.
 
 Inference latency (median of --reps) of each capability the app calls, on the checkpoint's weights, through the
-library and through the app's handlers, and the training throughput of its transformer (one Eq. (19) step on random tokens, batch of the preset).
+library and through the app's handlers, and the training throughput of its transformer (one Eq. (19) step on random
+tokens, batch of the preset). --shape times an untrained transformer of another shape instead.
 """
 from __future__ import annotations
 

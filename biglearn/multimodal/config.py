@@ -103,8 +103,8 @@ class DigitsTrainConfig:
         self.model.validate()
         check_values(self, ("tok_batch", "batch", "snap_ticks", "keep_checkpoints"), lambda v: v >= 1, "must be >= 1")
         check_values(self, ("tok_kimg", "kimg", "tok_lr", "lr", "tick_kimg"), lambda v: v > 0, "must be positive")
-        check_values(self, ("commitment", "label_weight", "weight_decay", "warmup_kimg", "cooldown_kimg", "grad_clip", "max_minutes",
-                            "limit_images"), lambda v: v >= 0, "must not be negative")
+        check_values(self, ("commitment", "label_weight", "weight_decay", "warmup_kimg", "cooldown_kimg", "grad_clip",
+                            "max_minutes", "limit_images"), lambda v: v >= 0, "must not be negative")
         check_values(self, ("classify_prob", "label_source_prob", "raster_prob"), lambda v: 0 <= v <= 1,
                      "must lie in [0, 1]")
         check_values(self, ("ema_decay",), lambda v: 0 <= v < 1, "must lie in [0, 1)")
@@ -112,6 +112,10 @@ class DigitsTrainConfig:
                      "parameters")
         if not self.out:
             raise ValueError("out (the run folder) must not be empty")
+        if self.transformer_from and self.tokenizer_from != self.transformer_from:
+            # A transformer reads the codes of the tokenizer it was trained with; any other gives them other meanings.
+            raise ValueError("transformer_from needs the tokenizer its codes come from: set tokenizer_from to the "
+                             "same checkpoint")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DigitsTrainConfig":

@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from biglearn.checkpoint import (CheckpointError, check_model_config, checkpoint_path, list_checkpoints, load_training_state,
-                                 prune_checkpoints, refuse_used_folder, remove_stale_temp_files, save_training_state)
+from biglearn.checkpoint import (CheckpointError, check_model_config, checkpoint_path, list_checkpoints,
+                                 load_training_state, prune_checkpoints, refuse_used_folder, remove_stale_temp_files,
+                                 save_training_state)
 from biglearn.cli import run_training, saved_config
 from biglearn.config import apply_overrides, check_resumed_preset
 from biglearn.data import load_dataset
