@@ -22,6 +22,8 @@ MEASURES = {  # name in stats.jsonl -> what it is, and which way is better
     "joint_spread": "joint spread across noises, higher = z used",
     "completion_agreement": "completion label agreement at r = 0.5, higher is better",
     "completion_spread": "completion spread across noises at r = 0.5, higher = z used",
+    "completion_roughness": "roughness of the generated pixels at r = 0.5 / the real image's (1 = as smooth; "
+                            "speckle > 1)",
 }
 
 

@@ -1,6 +1,7 @@
 """Metrics: SWD on Laplacian-pyramid neighbourhoods, Fréchet distance and KID, diversity vs S-ratio, snapshots."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,8 @@ from biglearn.classifier import load_classifier
 from biglearn.data import load_dataset
 from biglearn.metrics.diversity import (diversity_sweep, error_to_truth, mean_pairwise_distance, spearman_rho)
 from biglearn.metrics.features import frechet_distance, kernel_inception_distance
-from biglearn.metrics.snapshot import snapshot_metrics
+from biglearn.metrics import snapshot
+from biglearn.metrics.snapshot import roughness, snapshot_metrics
 from biglearn.metrics.swd import (laplacian_pyramid, pyramid_resolutions, pyramid_up, sliced_wasserstein, swd)
 from biglearn.patches import pixel_mask, random_mask, raster_mask
 
@@ -190,3 +192,24 @@ def test_snapshot_metrics_tell_ten_digits_from_a_collapsed_sampler(mnist_npz):
     assert collapsed == {"joint_spread": 0.0, "joint_entropy": 0.0, "joint_confidence": pytest.approx(
         judge.predict_proba(digits[:1])[0].max().item())}
     assert set(snapshot_metrics(ReplaySampler(digits), 8)) == {"joint_spread"}  # no judge: spread only
+
+
+def test_roughness_reads_speckle_above_the_real_images_and_blur_below(mnist_npz):
+    digits = load_dataset("mnist", mnist_npz, 28, "test").images[:16].float() / 255
+    where = torch.zeros(16, 1, 28, 28, dtype=torch.bool)
+    where[..., :, 14:] = True                                           # the right half was "generated"
+    real = roughness(digits, where)
+    speckled = (digits + 0.3 * torch.randn(digits.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    blurred = torch.nn.functional.avg_pool2d(digits, 3, stride=1, padding=1)
+    assert roughness(speckled, where) > 1.5 * real and roughness(blurred, where) < 0.8 * real
+    only_left = digits.clone()
+    only_left[..., :, 16:] = 0                                           # changes outside `where` (and its border)
+    assert roughness(only_left, ~where) == pytest.approx(roughness(digits, ~where))
+
+
+def test_snapshot_cli_measures_an_exported_checkpoint(mnist_npz, capsys):
+    snapshot.main(["mnist", "--data", str(mnist_npz), "--count", "32"])
+    line = json.loads(capsys.readouterr().out)
+    assert line["checkpoint"] == "mnist"
+    assert {"joint_spread", "joint_entropy", "joint_confidence", "completion_agreement", "completion_spread",
+            "completion_roughness"} <= set(line)

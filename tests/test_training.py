@@ -45,6 +45,7 @@ def test_mnist_run_writes_every_artefact(tmp_path, mnist_npz):
     assert {"joint_spread", "joint_entropy", "joint_confidence"} <= set(stats[-1])
     # and completions of held-out digits at S-ratio 0.5: their spread across noises, their label agreement
     assert 0 <= stats[-1]["completion_agreement"] <= 1 and 0 < stats[-1]["completion_spread"] < 1
+    assert stats[-1]["completion_roughness"] > 0  # generated pixels vs the real ones there
     assert "r=0.5 spread" in result.stdout
     assert 0 <= stats[-1]["joint_entropy"] <= math.log(10) + 1e-6 and "joint spread" in result.stdout
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))

@@ -9,8 +9,18 @@
   per-pixel standard deviation across the noises, averaged over the generated pixels. Near 0: z is ignored there.
 - completion_agreement (MNIST): the share of those completions (one noise) that the classifier reads as the true
   label of the image they were completed from.
+- completion_roughness: the mean absolute difference between neighbouring pixels where a completion generated
+  them, divided by the same for the real images there. 1 = as smooth as the real images; single-pixel speckle
+  drives it above 1, blur below.
+
+`python -m biglearn.metrics.snapshot CHECKPOINT [CHECKPOINT ...]` takes the same measures of exported checkpoints
+(a name under checkpoints/ or a folder), one JSON line each.
 """
 from __future__ import annotations
+
+import argparse
+import json
+import sys
 
 import torch
 
@@ -70,7 +80,25 @@ def completion_metrics(completer, probe: ImageSet, judge: DigitClassifier | None
     spread = out.reshape(few, k, *out.shape[1:]).std(dim=1)                   # [few, C, S, S]
     generated = (~pixel_mask(mask[:few], completer.cfg.patch_size)).expand_as(spread)
     metrics["completion_spread"] = (spread[generated].mean().item() if generated.any() else 0.0)
+    if generated.any():
+        where = generated[:, :1].repeat_interleave(k, dim=0)          # [few * k, 1, S, S], as `out`
+        originals = images[:few].repeat_interleave(k, dim=0)
+        real = roughness(originals.float().div(255.0) if originals.dtype == torch.uint8 else originals.float(), where)
+        metrics["completion_roughness"] = roughness(out.float(), where) / max(real, 1e-6)
     return metrics
+
+
+def roughness(images: torch.Tensor, where: torch.Tensor) -> float:
+    """Mean |difference| between horizontally and vertically adjacent pixels of images [N, C, S, S] in [0, 1],
+    over the pairs with at least one pixel in `where` [N, 1, S, S]."""
+    total, pairs, where = 0.0, 0, where.to(images.device)
+    for dim in (-1, -2):
+        length = images.shape[dim]
+        step = images.narrow(dim, 1, length - 1) - images.narrow(dim, 0, length - 1)
+        used = (where.narrow(dim, 1, length - 1) | where.narrow(dim, 0, length - 1)).expand_as(step)
+        total += step.abs()[used].sum().item()
+        pairs += int(used.sum())
+    return total / max(pairs, 1)
 
 
 def probe_images(dataset: str, path: str, size: int, count: int) -> ImageSet | None:
@@ -83,3 +111,26 @@ def probe_images(dataset: str, path: str, size: int, count: int) -> ImageSet | N
         return None
     pick = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(SNAPSHOT_SEED))[:count]
     return ImageSet(data.images[pick], None if data.labels is None else data.labels[pick])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The training snapshot's measures of exported checkpoints.")
+    parser.add_argument("checkpoints", nargs="+", help="names under checkpoints/ or export folders")
+    parser.add_argument("--data", default="", help="MNIST .npz / CelebA folder for the completion probe (default: "
+                        "the shared copy)")
+    parser.add_argument("--count", type=int, default=256, help="joint samples and probe images")
+    args = parser.parse_args(argv)
+    from biglearn.evaluate import DEFAULT_DATA
+    from biglearn.inference import Completer
+
+    for name in args.checkpoints:
+        completer = Completer.from_pretrained(name, device="cpu")
+        dataset = completer.cfg.dataset
+        probe = probe_images(dataset, str(args.data or DEFAULT_DATA[dataset]), completer.cfg.image_size, args.count)
+        metrics = snapshot_metrics(completer, args.count, load_judge(dataset, torch.device("cpu")), probe)
+        print(json.dumps({"checkpoint": str(name), **{k: round(v, 4) for k, v in metrics.items()}}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
