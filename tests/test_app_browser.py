@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -167,17 +168,19 @@ def served_page(browser, demo):
 
 
 class SlowFirstStart(Studio):
-    """The first session start takes 3 s more, as a first model load does on a slow machine; later ones find the
-    model loaded."""
+    """The first session start waits until the test releases it (60 s at most), as a first model load does on a slow
+    machine; later ones find the model loaded. A gate, not a fixed delay: on a loaded machine the page took longer
+    to appear than any delay, and the test's early click came too late."""
 
     def __init__(self, cache: ModelCache):
         super().__init__(cache)
         self.starts = 0
+        self.released = threading.Event()
 
     def start(self, model="faces"):
         self.starts += 1
         if self.starts == 1:
-            time.sleep(3.0)
+            self.released.wait(60)
         return super().start(model)
 
 
@@ -335,9 +338,11 @@ def test_paint_with_the_brush(page):
 def test_brush_tab_opened_while_the_page_loads_shows_the_picture(browser):
     """The Brush tab clicked before the load event has started the session: the editor gets the picture as soon as
     there is one (it stayed empty, "select the draw tool to start", until the tabs were switched)."""
-    with served_page(browser, app.build_demo(SlowFirstStart(ModelCache(device="cpu")))) as page:
+    studio = SlowFirstStart(ModelCache(device="cpu"))
+    with served_page(browser, app.build_demo(studio)) as page:
         page.get_by_role("tab", name="Brush").click()
         assert "Kept" not in status(page)  # still loading: the tab was opened first
+        studio.released.set()
         wait_status(page, "Kept")
         deadline = time.monotonic() + 20  # the editor loads its background after the event
         while True:
@@ -354,9 +359,11 @@ def test_brush_tab_opened_while_the_page_loads_shows_the_picture(browser):
 def test_a_tool_used_while_the_page_loads_counts(browser):
     """A mask tool clicked before the load event has started the session acts on the session the page then shows.
     It started a second session of its own, and the load event's session, arriving later, replaced it."""
-    with served_page(browser, app.build_demo(SlowFirstStart(ModelCache(device="cpu")))) as page:
+    studio = SlowFirstStart(ModelCache(device="cpu"))
+    with served_page(browser, app.build_demo(studio)) as page:
         page.click("#tool-none")
         assert "Kept" not in status(page)  # still loading
+        studio.released.set()
         wait_status(page, "joint generation")
         time.sleep(4.0)  # whatever else was under way has ended
         assert "joint generation" in status(page)
