@@ -27,6 +27,7 @@ import torch
 from biglearn.checkpoint import CheckpointError
 from biglearn.classifier import DigitClassifier, class_coverage, load_classifier
 from biglearn.data import DataError, ImageSet, load_dataset
+from biglearn.figures import to_float
 from biglearn.metrics.diversity import complete_in_batches, joint_samples
 from biglearn.patches import pixel_mask
 
@@ -82,8 +83,7 @@ def completion_metrics(completer, probe: ImageSet, judge: DigitClassifier | None
     metrics["completion_spread"] = (spread[generated].mean().item() if generated.any() else 0.0)
     if generated.any():
         where = generated[:, :1].repeat_interleave(k, dim=0)          # [few * k, 1, S, S], as `out`
-        originals = images[:few].repeat_interleave(k, dim=0)
-        real = roughness(originals.float().div(255.0) if originals.dtype == torch.uint8 else originals.float(), where)
+        real = roughness(to_float(images[:few].repeat_interleave(k, dim=0)), where)
         metrics["completion_roughness"] = roughness(out.float(), where) / max(real, 1e-6)
     return metrics
 
