@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+D_ARCHS = ("vit", "conv")  # ModelConfig.d_arch
+
+
 @dataclass
 class ModelConfig:
     dataset: str = "mnist"           # "mnist" (1 channel) or "celeba" (3 channels); decides the data pipeline
@@ -47,6 +50,9 @@ class ModelConfig:
     # Beyond the paper: the per-patch noise also scales and shifts each decoder block's LayerNorms (ViTGAN's
     # self-modulated LayerNorm), a second noise path beside the added projection. Off = paper.
     noise_modulation: bool = False
+    # "vit": the paper's ViT discriminator (App. C). "conv": beyond the paper, a small conv net with S/T indicator
+    # maps (nn/conv_discriminator.py) that sees the speckle and broken strokes the ViT D lets through at CPU scale.
+    d_arch: str = "vit"
 
     @property
     def grid(self) -> int:
@@ -70,6 +76,8 @@ class ModelConfig:
                 raise ValueError(f"{name}_dim {dim} is not divisible by {name}_heads {heads}")
         if self.latent_dims > self.z_dim:
             raise ValueError(f"latent_dims {self.latent_dims} exceeds z_dim {self.z_dim}")
+        if self.d_arch not in D_ARCHS:
+            raise ValueError(f"d_arch must be one of {D_ARCHS}, got {self.d_arch!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
 

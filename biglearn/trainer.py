@@ -19,6 +19,7 @@ from biglearn.config import TrainConfig, check_batch
 from biglearn.data import load_dataset
 from biglearn.inference import Completer, resolve_device
 from biglearn.metrics.snapshot import load_judge, probe_images, snapshot_metrics
+from biglearn.nn.conv_discriminator import ConvDiscriminator
 from biglearn.nn.discriminator import Discriminator
 from biglearn.nn.generator import Generator
 from biglearn.progress import Progress, Reporter, StopRequest, TrainingDiverged, format_eta, past_time_limit
@@ -40,7 +41,8 @@ def setup_distributed(cfg: TrainConfig) -> tuple[torch.device, int, int]:
 
 
 def build_networks(cfg: TrainConfig, device: torch.device, distributed: bool) -> Networks:
-    G, D = Generator(cfg.model).to(device), Discriminator(cfg.model).to(device)
+    discriminator = ConvDiscriminator if cfg.model.d_arch == "conv" else Discriminator
+    G, D = Generator(cfg.model).to(device), discriminator(cfg.model).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     fused = device.type == "cuda"
     opt_args = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused)

@@ -6,6 +6,7 @@ import torch
 from biglearn.config import preset
 from biglearn.data import load_dataset
 from biglearn.inference import Completer
+from biglearn.nn.conv_discriminator import ConvDiscriminator
 from biglearn.nn.discriminator import Discriminator
 from biglearn.nn.generator import Generator
 from biglearn.nn.vit import Block, take_rows
@@ -44,16 +45,17 @@ def test_generator_output_depends_on_noise_for_joint_samples():
     assert (out[0] - out[1]).abs().mean() > 1e-3
 
 
-def test_discriminator_sees_only_source_and_target_pixels():
+@pytest.mark.parametrize("architecture", [Discriminator, ConvDiscriminator], ids=["vit", "conv"])
+def test_discriminator_sees_only_source_and_target_pixels(architecture):
     cfg = tiny().model
     torch.manual_seed(0)
-    D = Discriminator(cfg)
+    D = architecture(cfg)
     masks = sample_pairs(3, cfg.num_patches)
     images = torch.rand(3, 3, 16, 16)
     visible = pixel_mask(masks.source1 | masks.target1, cfg.patch_size).expand_as(images)
     other = torch.where(visible, images, torch.rand_like(images))
     assert torch.allclose(D(images, masks.source1, masks.target1), D(other, masks.source1, masks.target1), atol=1e-5)
-    # swapping the roles of S and T changes the logit: the [M_s]/[M_t] tokens matter
+    # swapping the roles of S and T changes the logit: the [M_s]/[M_t] tokens (indicator maps) matter
     assert not torch.allclose(D(images, masks.source1, masks.target1), D(images, masks.target1, masks.source1))
 
 
@@ -77,10 +79,28 @@ def test_minibatch_std_compares_images_within_a_group_only():
         D._add_minibatch_std(x[:3], visible[:3])
 
 
-@pytest.mark.parametrize("noise_modulation", [False, True], ids=["paper", "noise-modulation"])
-def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation):
+def test_conv_minibatch_std_compares_images_within_a_group_only():
+    cfg = dataclasses.replace(tiny().model, d_arch="conv", d_mbstd_group=2)
+    D = ConvDiscriminator(cfg)
+    x = torch.randn(4, 5, 3, 3)
+    added = D._add_minibatch_std(x)
+    assert torch.equal(added[:, :5], x)
+    expected = x.reshape(2, 2, 5, 3, 3).std(dim=1, unbiased=False).mean(dim=(1, 2, 3)).repeat_interleave(2)
+    assert torch.allclose(added[:, 5], expected[:, None, None].expand(4, 3, 3), atol=1e-5)
+    changed = x.clone()
+    changed[2:] = torch.randn_like(changed[2:])
+    assert torch.equal(D._add_minibatch_std(changed)[:2], added[:2])
+    with pytest.raises(ValueError, match="multiple of d_mbstd_group"):
+        D._add_minibatch_std(x[:3])
+
+
+@pytest.mark.parametrize("noise_modulation,d_arch", [(False, "vit"), (True, "vit"), (False, "conv")],
+                         ids=["paper", "noise-modulation", "conv-discriminator"])
+def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation, d_arch):
     cfg = dataclasses.replace(tiny(), batch=16)
     cfg.model.noise_modulation = noise_modulation
+    cfg.model.d_arch = d_arch
+    cfg.model.d_mbstd_group = 4 if d_arch == "conv" else 0
     torch.manual_seed(0)
     nets = build_networks(cfg, torch.device("cpu"), distributed=False)
     step = TrainStep(nets, cfg, torch.device("cpu"))

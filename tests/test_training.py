@@ -157,6 +157,7 @@ def test_resume_errors_name_the_problem(tmp_path, mnist_npz):
     (["--set", "precision=fp16"], "precision must be fp32 or bf16"),
     (["--set", "lr=abc"], "--set lr=abc"),
     (["--set", "patch_size=0"], "patch_size must be positive"),
+    (["--set", "d_arch=mlp"], "d_arch must be one of"),
     (["--device", "banana"], "unknown device"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(flags, expected):
@@ -165,11 +166,12 @@ def test_bad_settings_are_refused_before_anything_runs(flags, expected):
     assert expected in result.stderr and "Traceback" not in result.stderr
 
 
-# The paper's step, and every G addition whose parameters DDP must keep in sync (the ranks' weights are compared
+# The paper's step, and every addition whose parameters DDP must keep in sync (the ranks' weights are compared
 # at the end of training, so a gradient that skipped the all-reduce fails the run).
 @pytest.mark.parametrize("flags", [[], ["--set", "latent_dims=8", "--set", "latent_regress=1", "--set",
-                                        "noise_modulation=true", "--set", "mapping_lr_mult=0.01"]],
-                         ids=["paper-step", "g-additions"])
+                                        "noise_modulation=true", "--set", "mapping_lr_mult=0.01",
+                                        "--set", "d_arch=conv"]],
+                         ids=["paper-step", "additions"])
 def test_torchrun_two_processes_on_cpu(tmp_path, mnist_npz, flags):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

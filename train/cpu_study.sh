@@ -25,6 +25,7 @@ VARIANTS=(
   "latent1-modulation|$LATENT --set noise_modulation=true"
   "latent4|--set latent_dims=16 --set latent_regress=4"
   "latent1-batch32|$LATENT --set batch=32"
+  "latent1-convd|$LATENT --set d_arch=conv"
 )
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for seed in $SEEDS; do
