@@ -6,7 +6,8 @@ All real images of the chosen split are shuffled once and cut into two disjoint 
 the second set B. Everything generated is compared with A; B gives the real-vs-real floor and supplies
 the x_S of every completion, so a completion never copies the images it is compared with.
   - MNIST: Fréchet distance + KID of the digit classifier's features (joint samples vs A), class coverage,
-    completion/label agreement for r = 0.0..0.9 with random and raster S.
+    completion/label agreement for r = 0.0..0.9 with random and raster S, beside the same agreement of two
+    model-free completions on the same S (S alone; T from the nearest training digit: metrics/nearest.py).
   - RGB (CelebA): SWD of joint samples and of completions at each r vs A, beside the floor (B vs A) and a
     per-pixel Gaussian baseline.
   - Both: diversity and error on T vs r with K noises per image (biglearn.metrics.diversity).
@@ -30,7 +31,9 @@ from biglearn.data import DataError, ImageSet, load_dataset, load_faces
 from biglearn.inference import REPO_CHECKPOINTS, Completer, resolve_device
 from biglearn.metrics.diversity import complete_in_batches, diversity_sweep, joint_samples, source_masks
 from biglearn.metrics.features import frechet_distance, kernel_inception_distance
+from biglearn.metrics.nearest import nearest_fill, source_only
 from biglearn.metrics.swd import SWDReference
+from biglearn.patches import pixel_mask
 from biglearn.report import write_report
 from biglearn.sheets import SHEET_RATIOS, ratio_sweep, tile
 
@@ -39,6 +42,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 DEFAULT_DATA = {"mnist": SHARED_DATA / "mnist" / "mnist.npz", "celeba": SHARED_DATA / "celeba"}
 IGNORED_OUTPUTS = ("runs", "outputs")  # git-ignored: the only places in the repo for sheets of real faces
 MODES = ("random", "raster")
+REFERENCE_NAMES = {"source_only": "S alone (T black)", "nearest_training_image": "T of the nearest training image"}
 
 
 @dataclass
@@ -99,14 +103,47 @@ def real_sets(completer: Completer, cfg: EvalConfig) -> tuple[ImageSet, ImageSet
     return subset(order[:n]), subset(order[n:2 * n])
 
 
+def completion_seed(cfg: EvalConfig, mode: str, ratio_index: int) -> int:
+    return cfg.seed * 10_000 + 100 * MODES.index(mode) + ratio_index
+
+
+def completion_masks(completer: Completer, count: int, mode: str, ratio_index: int, cfg: EvalConfig
+                     ) -> torch.Tensor:
+    """The [count, L] source masks of the completions at ratio cfg.ratios[ratio_index], seeded per (mode, ratio)."""
+    return source_masks(completer, mode, cfg.ratios[ratio_index], count, completion_seed(cfg, mode, ratio_index))
+
+
 def completions(completer: Completer, images: torch.Tensor, mode: str, ratio_index: int, cfg: EvalConfig
                 ) -> torch.Tensor:
     """Completions of `images` at ratio cfg.ratios[ratio_index] (one S per image), seeded per (mode, ratio)."""
-    seed = cfg.seed * 10_000 + 100 * MODES.index(mode) + ratio_index
-    mask = source_masks(completer, mode, cfg.ratios[ratio_index], len(images), seed)
+    mask = completion_masks(completer, len(images), mode, ratio_index, cfg)
     # Another seed for the noise: torch's randn of a seed is built from the same draws as its rand (the mask), so
     # one seed would tie z to S.
-    return complete_in_batches(completer, images, mask, completer.noise(len(images), seed + 500), cfg.batch)
+    noise = completer.noise(len(images), completion_seed(cfg, mode, ratio_index) + 500)
+    return complete_in_batches(completer, images, mask, noise, cfg.batch)
+
+
+def reference_agreement(completer: Completer, cfg: EvalConfig, second: ImageSet, classifier) -> dict:
+    """Label agreement of the model-free completions of metrics/nearest.py on the same S as the model's: S alone,
+    and T from the nearest training digit (not measured when the evaluated split is the training split itself)."""
+    model = completer.cfg
+    pool = None
+    if cfg.split != "train":
+        pool = load_dataset(model.dataset, cfg.data or DEFAULT_DATA[model.dataset], model.image_size, "train").images
+    fills = {"source_only": source_only}
+    if pool is not None:
+        fills["nearest_training_image"] = lambda images, keep: nearest_fill(images, keep, pool)
+    result = {}
+    for name, fill in fills.items():
+        result[name] = {}
+        for mode in MODES:
+            row = []
+            for i in range(len(cfg.ratios)):
+                keep = pixel_mask(completion_masks(completer, len(second.images), mode, i, cfg), model.patch_size)
+                read = classifier.predict_proba(fill(second.images, keep)).argmax(1)
+                row.append((read == second.labels).float().mean().item())
+            result[name][mode] = row
+    return result
 
 
 def evaluate_mnist(completer: Completer, cfg: EvalConfig, ref: ImageSet, second: ImageSet, joint: torch.Tensor
@@ -128,6 +165,7 @@ def evaluate_mnist(completer: Completer, cfg: EvalConfig, ref: ImageSet, second:
         "real_floor": {"frechet": frechet_distance(feats_second, feats_ref), "kid": kid_second[0],
                        "kid_std": kid_second[1], **class_coverage(probs_second)},
         "agreement": agreement,
+        "agreement_references": reference_agreement(completer, cfg, second, classifier),
     }
 
 
@@ -223,8 +261,10 @@ def write_figures(completer: Completer, cfg: EvalConfig, second: ImageSet, joint
         plot(f"plot-{key}.png", f"{key} vs S-ratio ({cfg.k} noises per image)",
              {f"{mode} S": (cfg.ratios, metrics["diversity"][mode][key]) for mode in MODES}, label)
     if digits:
-        plot("plot-agreement.png", "completion/label agreement vs S-ratio",
-             {f"{mode} S": (cfg.ratios, metrics["mnist"]["agreement"][mode]) for mode in MODES}, "agreement")
+        series = {f"{mode} S": (cfg.ratios, metrics["mnist"]["agreement"][mode]) for mode in MODES}
+        for name, rows in metrics["mnist"]["agreement_references"].items():
+            series[f"random S, {REFERENCE_NAMES[name]}"] = (cfg.ratios, rows["random"])
+        plot("plot-agreement.png", "completion/label agreement vs S-ratio", series, "agreement")
     else:
         s = metrics["swd"]
         series = {f"completions, {mode} S": (cfg.ratios, [c["average"] for c in s["completion"][mode]])

@@ -11,6 +11,9 @@ def markdown_table(header: list[str], rows: list[list]) -> list[str]:
     return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
 
 
+REFERENCE_ROWS = {"source_only": "no model: S alone", "nearest_training_image": "no model: nearest training digit"}
+
+
 def _mnist_section(metrics: dict) -> list[str]:
     m, ratios = metrics["mnist"], metrics["ratios"]
     joint, floor, clf = m["joint"], m["real_floor"], m["classifier"]
@@ -24,8 +27,14 @@ def _mnist_section(metrics: dict) -> list[str]:
     lines += ["", "Predicted-class histogram of joint samples (digits 0-9): "
               + ", ".join(f"{p:.3f}" for p in joint["histogram"]), "",
               "Completion/label agreement:", ""]
-    lines += markdown_table(["r"] + [f"{r:.1f}" for r in ratios],
-                            [[f"{mode} S"] + values for mode, values in m["agreement"].items()])
+    rows = [[f"{mode} S"] + values for mode, values in m["agreement"].items()]
+    for name, by_mode in m.get("agreement_references", {}).items():
+        rows += [[f"{mode} S, {REFERENCE_ROWS[name]}"] + values for mode, values in by_mode.items()]
+    lines += markdown_table(["r"] + [f"{r:.1f}" for r in ratios], rows)
+    if "agreement_references" in m:
+        lines += ["", "The last rows complete the same S without a model: S alone with T black, and T copied from the "
+                  "training image nearest on S (metrics/nearest.py); a model below the latter has not learnt to "
+                  "continue the strokes it is shown."]
     return lines + [""]
 
 

@@ -77,6 +77,12 @@ def test_mnist_end_to_end_from_the_command_line(checkpoints, tmp_path, capsys):
     assert 0 <= m["joint"]["entropy"] <= 2.303
     assert m["joint"]["frechet"] > 0 and m["real_floor"]["frechet"] > 0
     assert all(len(m["agreement"][mode]) == 10 for mode in MODES)
+    # the model-free references on the same S: a black image reads as one digit; nearly all of a real digit plus
+    # the nearest training digit's last patches reads as the digit
+    references = m["agreement_references"]
+    assert references["source_only"]["random"][0] < 0.5
+    assert references["nearest_training_image"]["random"][-1] > 0.8
+    assert "no model: nearest training digit" in (out / "report.md").read_text()
     # Two real sets judged by a 99% classifier: the real floor is confident and covers the digits.
     assert m["real_floor"]["mean_max_prob"] > 0.9 and m["classifier"]["accuracy_on_second_set"] > 0.85
     files = {f["file"] for f in metrics["figures"]}
