@@ -116,27 +116,29 @@ class Run:
 TOKENIZER_FIELDS = ("codebook_size", "code_dim", "tok_channels")
 
 
-def _donor(run: Run, name_or_path: str, setting: str, fields: tuple[str, ...]) -> DigitsModel:
-    """The checkpoint a part is adopted from, refused unless its `fields` of the model config equal this run's."""
-    source = DigitsModel.from_pretrained(name_or_path, "cpu")
-    theirs, ours = ({f: getattr(cfg, f) for f in fields} for cfg in (source.cfg, run.cfg.model))
+def check_donor(run: Run, donor: DigitsModel, name_or_path: str, setting: str, fields: tuple[str, ...]) -> None:
+    """Refuse a checkpoint to adopt a part from unless its `fields` of the model config equal this run's."""
+    theirs, ours = ({f: getattr(cfg, f) for f in fields} for cfg in (donor.cfg, run.cfg.model))
     if theirs != ours:
         raise CheckpointError(f"{setting} {name_or_path}: its model is {theirs}, this run's model wants {ours}")
-    return source
 
 
-def adopt_tokenizer(run: Run, name_or_path: str) -> None:
-    """Stage 1 taken from a trained digits checkpoint: its tokenizer's weights, then straight to stage 2."""
-    run.tokenizer.load_state_dict(_donor(run, name_or_path, "tokenizer_from", TOKENIZER_FIELDS).tokenizer.state_dict())
+def adopt_parts(run: Run, cfg: DigitsTrainConfig) -> None:
+    """Stage 1 taken from `tokenizer_from` (its tokenizer's weights, then straight to stage 2), and stage 2 started
+    from `transformer_from`'s transformer (same model config) with a fresh optimizer. The config requires both to
+    name one checkpoint, so it is read once."""
+    if not cfg.tokenizer_from:
+        return
+    donor = DigitsModel.from_pretrained(cfg.tokenizer_from, "cpu")
+    check_donor(run, donor, cfg.tokenizer_from, "tokenizer_from", TOKENIZER_FIELDS)
+    run.tokenizer.load_state_dict(donor.tokenizer.state_dict())
     run.next_stage()
-    print(f"tokenizer: adopted from {name_or_path}; stage 1 skipped", flush=True)
-
-
-def adopt_transformer(run: Run, name_or_path: str) -> None:
-    """Stage 2 starts from a trained checkpoint's transformer (same model config), with a fresh optimizer."""
-    fields = tuple(f.name for f in dataclasses.fields(run.cfg.model))
-    run.transformer.load_state_dict(_donor(run, name_or_path, "transformer_from", fields).transformer.state_dict())
-    print(f"transformer: starts from the weights of {name_or_path}", flush=True)
+    print(f"tokenizer: adopted from {cfg.tokenizer_from}; stage 1 skipped", flush=True)
+    if cfg.transformer_from:
+        check_donor(run, donor, cfg.transformer_from, "transformer_from",
+                    tuple(f.name for f in dataclasses.fields(run.cfg.model)))
+        run.transformer.load_state_dict(donor.transformer.state_dict())
+        print(f"transformer: starts from the weights of {cfg.transformer_from}", flush=True)
 
 
 def reconstruction_accuracy(tokenizer: VQTokenizer, images: torch.Tensor, labels: torch.Tensor,
@@ -177,10 +179,7 @@ def _train(cfg: DigitsTrainConfig, device: torch.device) -> Path:
         run.load(load_training_state(found[-1]))
     else:
         refuse_used_folder(run_dir)
-        if cfg.tokenizer_from:
-            adopt_tokenizer(run, cfg.tokenizer_from)
-        if cfg.transformer_from:
-            adopt_transformer(run, cfg.transformer_from)
+        adopt_parts(run, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(run_dir)
     (run_dir / "config.json").write_text(cfg.to_json())
