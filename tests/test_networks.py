@@ -224,3 +224,13 @@ def test_modulated_block_on_query_rows_equals_those_rows_of_the_full_block():
         assert not torch.allclose(full, block(x))
         rows = block(x, queries=queries, modulation=modulation)
     assert torch.allclose(rows, take_rows(full, queries), atol=1e-6)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "celeba"])
+def test_cpu_presets_take_a_finite_step(dataset):
+    cfg = dataclasses.replace(preset(dataset, "cpu"), batch=8)
+    torch.manual_seed(0)
+    nets = build_networks(cfg, torch.device("cpu"), distributed=False)
+    size, channels = cfg.model.image_size, cfg.model.channels
+    data = torch.randint(0, 256, (8, channels, size, size), dtype=torch.uint8)
+    assert torch.isfinite(TrainStep(nets, cfg, torch.device("cpu"))(data, 0, 1.0, 0.99)).all()

@@ -27,6 +27,7 @@ VARIANTS=(
   "latent1-batch32|$LATENT --set batch=32"
   "latent1-convd|$LATENT --set d_arch=conv"
   "latent1-uniform-s|$LATENT --set source_beta=1,1"
+  "latent4-convd|--set latent_dims=16 --set latent_regress=4 --set d_arch=conv"
 )
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for seed in $SEEDS; do
