@@ -28,6 +28,8 @@ VARIANTS=(
   "latent1-convd|$LATENT --set d_arch=conv"
   "latent1-uniform-s|$LATENT --set source_beta=1,1"
   "latent4-convd|--set latent_dims=16 --set latent_regress=4 --set d_arch=conv"
+  "latent1-convd-groupmasks|$LATENT --set d_arch=conv --set group_masks=true"
+  "latent1-convd-ms|$LATENT --set d_arch=conv --set mode_seeking=1"
 )
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for seed in $SEEDS; do
