@@ -113,6 +113,10 @@ class TrainConfig:
     # completed twice with two noises; G is pushed to keep |x_a - x_b| / |z_a - z_b| away from 0, i.e. not to
     # ignore z. 0 = off (paper).
     mode_seeking: float = 0.0
+    # Beyond the paper: weight of an L1 term pulling G's pixels on T towards the real image's, weighted by the
+    # S-ratio |S| / L of each completion (pix2pix's L1 beside the GAN loss): the more of the image S shows, the more
+    # T is determined by it, and a joint sample (S empty) is asked for nothing. 0 = off (paper).
+    source_reconstruction: float = 0.0
     # Beyond the paper: weight of the latent-regression loss, the mean |z_hat - z[:latent_dims]| on each completion,
     # scaled by the share of the image G generated (a large S leaves little room for z). Needs model.latent_dims.
     latent_regress: float = 0.0
@@ -148,7 +152,7 @@ class TrainConfig:
         check_values(self, ("batch", "snap_ticks", "r1_every", "keep_checkpoints"), lambda v: v >= 1, "must be >= 1")
         check_values(self, ("lr", "eps", "kimg", "tick_kimg", "ema_kimg"), lambda v: v > 0, "must be positive")
         check_values(self, ("weight_decay", "warmup_epochs", "grad_clip", "r1_gamma", "ema_rampup", "mode_seeking",
-                        "latent_regress", "snapshot_samples", "max_minutes", "limit_images"), lambda v: v >= 0,
+                        "latent_regress", "source_reconstruction", "snapshot_samples", "max_minutes", "limit_images"), lambda v: v >= 0,
                      "must not be negative")
         check_values(self, ("mapping_lr_mult",), lambda v: v > 0, "must be positive")
         if (self.latent_regress > 0) != (self.model.latent_dims > 0):

@@ -12,6 +12,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from biglearn.patches import pixel_mask
+
 
 def discriminator_losses(real_on1: torch.Tensor, real_on2: torch.Tensor, fake1_on1: torch.Tensor,
                          fake1_on2: torch.Tensor, fake2_on1: torch.Tensor,
@@ -73,3 +75,15 @@ def latent_regression(regressor: Callable[[torch.Tensor], torch.Tensor], fakes: 
     error = (recovered - z[:, :recovered.shape[1]]).abs().mean(dim=1)
     generated_share = 1.0 - source_mask.float().mean(dim=1)
     return (error * generated_share).mean()
+
+
+def source_reconstruction(fakes: torch.Tensor, real: torch.Tensor, source_mask: torch.Tensor,
+                          patch_size: int) -> torch.Tensor:
+    """Mean |x_fake - x| over the pixels G generated, per completion, weighted by its S-ratio |S| / L.
+
+    A completion from an empty S (a joint sample) is free to be anything; one from half the patches is asked to
+    be close to the image those patches came from. fakes, real [B, C, H, W]; source_mask [B, L] bool.
+    """
+    generated = (~pixel_mask(source_mask, patch_size)).expand_as(fakes).float()
+    error = ((fakes - real).abs() * generated).sum(dim=(1, 2, 3)) / generated.sum(dim=(1, 2, 3)).clamp(min=1)
+    return (error * source_mask.float().mean(dim=1)).mean()

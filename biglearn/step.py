@@ -15,12 +15,14 @@ from torch.profiler import record_function
 
 from biglearn.augment import color_augment
 from biglearn.config import TrainConfig
-from biglearn.losses import discriminator_losses, generator_losses, latent_regression, mode_seeking, r1_penalty
+from biglearn.losses import (discriminator_losses, generator_losses, latent_regression, mode_seeking, r1_penalty,
+                             source_reconstruction)
 from biglearn.patches import pixel_mask
 from biglearn.sampler import PairMasks, sample_pairs
 
-# MS: the mode-seeking ratio; LR: the latent-regression error |z_hat - z| (each 0 when off)
-LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS", "LR")
+# MS: the mode-seeking ratio; LR: the latent-regression error |z_hat - z|; RC: the S-ratio-weighted L1 error on T
+# (each 0 when off)
+LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS", "LR", "RC")
 # Profiler ranges of one iteration, in order: a profile then says which part limits the step. R1's own pass
 # (forward and first backward) is "R1"; its double backward runs inside "D backward + step".
 PHASES = ("G samples for D", "D forward", "R1", "D backward + step", "G and D forward for G", "G backward + step",
@@ -134,6 +136,12 @@ class TrainStep:
             g_total = g_total + c.latent_regress * g_losses["LR"]
         else:
             g_losses["LR"] = torch.zeros((), device=self.device)
+        if c.source_reconstruction > 0:
+            g_losses["RC"] = source_reconstruction(torch.cat([fake1, fake2]).float(), real2, source12,
+                                                   c.model.patch_size)
+            g_total = g_total + c.source_reconstruction * g_losses["RC"]
+        else:
+            g_losses["RC"] = torch.zeros((), device=self.device)
         with record_function(PHASES[5]):
             self._update(n.G, n.opt_g, g_total)
         n.D.requires_grad_(True)

@@ -1,6 +1,7 @@
 import torch
 
-from biglearn.losses import discriminator_losses, generator_losses, latent_regression, mode_seeking, r1_penalty
+from biglearn.losses import (discriminator_losses, generator_losses, latent_regression, mode_seeking, r1_penalty,
+                             source_reconstruction)
 
 
 def logits(*values):
@@ -79,3 +80,19 @@ def test_latent_regression_weighs_each_completion_by_its_generated_share():
     assert torch.isclose(latent_regression(regressor, fakes, z, empty), torch.tensor(1.0))
     assert latent_regression(regressor, fakes, z, full) == 0          # nothing generated: nothing to recover
     assert torch.isclose(latent_regression(regressor, fakes, z, half), torch.tensor(0.25))  # (0.5 * 1 + 0) / 2
+
+
+def test_source_reconstruction_asks_more_of_completions_from_more_of_the_image():
+    real = torch.zeros(3, 1, 8, 8)
+    fakes = torch.ones(3, 1, 8, 8)                       # |error| 1 on every generated pixel
+    empty = torch.zeros(1, 4, dtype=torch.bool)
+    half = torch.tensor([[True, True, False, False]])
+    full = torch.ones(1, 4, dtype=torch.bool)
+    assert source_reconstruction(fakes[:1], real[:1], empty, 4) == 0      # a joint sample is free
+    assert torch.isclose(source_reconstruction(fakes[:1], real[:1], half, 4), torch.tensor(0.5))
+    assert source_reconstruction(fakes[:1], real[:1], full, 4) == 0       # nothing generated
+    fakes[:, :, :4, :4] = 0                               # error only where S would be: not counted
+    assert torch.isclose(source_reconstruction(fakes[:1], real[:1], half, 4), torch.tensor(0.5))
+    # the batch mean of the per-completion terms
+    masks = torch.cat([empty, half, full])
+    assert torch.isclose(source_reconstruction(torch.ones(3, 1, 8, 8), real, masks, 4), torch.tensor(0.5 / 3))
