@@ -30,6 +30,7 @@ VARIANTS=(
   "latent4-convd|--set latent_dims=16 --set latent_regress=4 --set d_arch=conv"
   "latent1-convd-groupmasks|$LATENT --set d_arch=conv --set group_masks=true"
   "latent1-convd-ms|$LATENT --set d_arch=conv --set mode_seeking=1"
+  "latent1-recon10|$LATENT --set source_reconstruction=10"
 )
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for seed in $SEEDS; do
