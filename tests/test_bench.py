@@ -84,7 +84,7 @@ def test_a_profile_that_cannot_be_written_keeps_the_timing(tmp_path):
 
 
 @pytest.mark.parametrize("argv,expected", [
-    (["--preset", "cpu"], "unknown preset 'cpu' for celeba"),
+    (["--preset", "huge"], "unknown preset 'huge' for celeba"),
     (["--dataset", "mnist", "--preset", "tiny", "--variant", "r1_evry=16"], "unknown config key 'r1_evry'"),
     (["--dataset", "mnist", "--preset", "tiny", "--iters", "0"], "--iters must be at least 1"),
     (["--dataset", "mnist", "--preset", "tiny", "--device", "banana"], "unknown device"),
