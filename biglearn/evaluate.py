@@ -133,16 +133,13 @@ def reference_agreement(completer: Completer, cfg: EvalConfig, second: ImageSet,
     fills = {"source_only": source_only}
     if pool is not None:
         fills["nearest_training_image"] = lambda images, keep: nearest_fill(images, keep, pool)
-    result = {}
-    for name, fill in fills.items():
-        result[name] = {}
-        for mode in MODES:
-            row = []
-            for i in range(len(cfg.ratios)):
-                keep = pixel_mask(completion_masks(completer, len(second.images), mode, i, cfg), model.patch_size)
+    result = {name: {mode: [] for mode in MODES} for name in fills}
+    for mode in MODES:
+        for i in range(len(cfg.ratios)):  # each S drawn once, completed by every fill
+            keep = pixel_mask(completion_masks(completer, len(second.images), mode, i, cfg), model.patch_size)
+            for name, fill in fills.items():
                 read = classifier.predict_proba(fill(second.images, keep)).argmax(1)
-                row.append((read == second.labels).float().mean().item())
-            result[name][mode] = row
+                result[name][mode].append((read == second.labels).float().mean().item())
     return result
 
 
