@@ -31,6 +31,8 @@ VARIANTS=(
   "latent1-convd-groupmasks|$LATENT --set d_arch=conv --set group_masks=true"
   "latent1-convd-ms|$LATENT --set d_arch=conv --set mode_seeking=1"
   "latent1-recon10|$LATENT --set source_reconstruction=10"
+  "latent4-batch32-recon3|--set latent_dims=16 --set latent_regress=4 --set batch=32 --set source_reconstruction=3"
+  "latent1-batch32-recon2|$LATENT --set batch=32 --set source_reconstruction=2"
 )
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for seed in $SEEDS; do
