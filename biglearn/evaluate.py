@@ -31,7 +31,7 @@ from biglearn.data import DataError, ImageSet, load_dataset, load_faces
 from biglearn.inference import REPO_CHECKPOINTS, Completer, resolve_device
 from biglearn.metrics.diversity import complete_in_batches, diversity_sweep, joint_samples, source_masks
 from biglearn.metrics.features import frechet_distance, kernel_inception_distance
-from biglearn.metrics.nearest import nearest_fill, source_only
+from biglearn.metrics.nearest import NearestFill, source_only
 from biglearn.metrics.swd import SWDReference
 from biglearn.patches import pixel_mask
 from biglearn.report import write_report
@@ -127,12 +127,10 @@ def reference_agreement(completer: Completer, cfg: EvalConfig, second: ImageSet,
     """Label agreement of the model-free completions of metrics/nearest.py on the same S as the model's: S alone,
     and T from the nearest training digit (not measured when the evaluated split is the training split itself)."""
     model = completer.cfg
-    pool = None
+    fills = {"source_only": source_only}
     if cfg.split != "train":
         pool = load_dataset(model.dataset, cfg.data or DEFAULT_DATA[model.dataset], model.image_size, "train").images
-    fills = {"source_only": source_only}
-    if pool is not None:
-        fills["nearest_training_image"] = lambda images, keep: nearest_fill(images, keep, pool)
+        fills["nearest_training_image"] = NearestFill(pool)
     result = {name: {mode: [] for mode in MODES} for name in fills}
     for mode in MODES:
         for i in range(len(cfg.ratios)):  # each S drawn once, completed by every fill

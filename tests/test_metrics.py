@@ -13,7 +13,7 @@ from biglearn.classifier import load_classifier
 from biglearn.data import load_dataset
 from biglearn.metrics.diversity import (diversity_sweep, error_to_truth, mean_pairwise_distance, spearman_rho)
 from biglearn.metrics.features import frechet_distance, kernel_inception_distance
-from biglearn.metrics.nearest import nearest_fill, source_only
+from biglearn.metrics.nearest import NearestFill, source_only
 from biglearn.metrics import snapshot
 from biglearn.metrics.snapshot import roughness, snapshot_metrics
 from biglearn.metrics.swd import (laplacian_pyramid, pyramid_resolutions, pyramid_up, sliced_wasserstein, swd)
@@ -222,12 +222,12 @@ def test_nearest_fill_copies_t_from_the_image_closest_on_s():
     pool = torch.cat([torch.rand(20, 1, 8, 8), images + 0.01, torch.rand(20, 1, 8, 8)])
     keep = torch.ones(5, 1, 8, 8, dtype=torch.bool)
     keep[:, :, 4:, 4:] = False                       # T: one corner
-    filled = nearest_fill(images, keep, pool, chunk=2)
+    filled = NearestFill(pool, chunk=2)(images, keep)
     assert torch.equal(filled[keep.expand_as(filled)], images[keep.expand_as(images)])   # S is never touched
     assert torch.allclose(filled[:, :, 4:, 4:], images[:, :, 4:, 4:] + 0.01)            # T of the near copy
     # the distance is taken on S only: a pool image equal to the first image on S but not on T is chosen
     twin = images[:1].clone()
     twin[:, :, 4:, 4:] = 0.5
-    filled = nearest_fill(images[:1], keep[:1], torch.cat([pool, twin]))
+    filled = NearestFill(torch.cat([pool, twin]))(images[:1], keep[:1])
     assert torch.equal(filled[:, :, 4:, 4:], twin[:, :, 4:, 4:])
     assert torch.equal(source_only(images, keep)[:, :, 4:, 4:], torch.zeros(5, 1, 4, 4))

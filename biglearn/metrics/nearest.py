@@ -1,7 +1,7 @@
 """Reference completions that need no model, to read the evaluator's completion agreement against.
 
 - source_only: x_S as given, T left black (MNIST's background): what S alone tells the classifier.
-- nearest_fill: T copied from the pool image (the training split) closest to the image on S, the completion a
+- NearestFill: T copied from the pool image (the training split) closest to the image on S, the completion a
   lookup table makes. A generator whose completions agree with the label less often than this has not learnt
   to continue the strokes it is shown.
 """
@@ -17,19 +17,26 @@ def source_only(images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return to_float(images) * keep
 
 
-@torch.no_grad()
-def nearest_fill(images: torch.Tensor, keep: torch.Tensor, pool: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """Each image with its pixels outside `keep` copied from the `pool` image [M, C, H, W] of least squared
-    distance on the kept pixels. Returns [N, C, H, W] in [0, 1]; `chunk` images at a time bound the memory to
-    chunk x M distances."""
-    flat_pool = to_float(pool).flatten(1)                                       # [M, D]
-    pool_sq = flat_pool.square()
-    out = []
-    for start in range(0, len(images), chunk):
-        x = to_float(images[start:start + chunk])
-        m = keep[start:start + chunk].expand_as(x).flatten(1).float()           # [n, D]
-        # |m (x - y)|^2 without the per-image constant |m x|^2: |m y|^2 - 2 <m x, y>
-        distance = m @ pool_sq.T - 2 * (m * x.flatten(1)) @ flat_pool.T         # [n, M]
-        nearest = flat_pool[distance.argmin(dim=1)].reshape(x.shape)
-        out.append(torch.where(keep[start:start + chunk], x, nearest))
-    return torch.cat(out)
+class NearestFill:
+    """Fills T from the `pool` image [M, C, H, W] of least squared distance on the kept pixels. The pool is
+    converted once, so one evaluation can fill many S draws without redoing it."""
+
+    def __init__(self, pool: torch.Tensor, chunk: int = 256):
+        self.flat_pool = to_float(pool).flatten(1)                              # [M, D]
+        self.pool_sq = self.flat_pool.square()
+        self.chunk = chunk  # images at a time: bounds the memory to chunk x M distances
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """images [N, C, H, W] with their pixels outside `keep` [N, 1, H, W] bool copied from the nearest pool
+        image. Returns [N, C, H, W] in [0, 1]."""
+        out = []
+        for start in range(0, len(images), self.chunk):
+            x = to_float(images[start:start + self.chunk])
+            kept = keep[start:start + self.chunk]
+            m = kept.expand_as(x).flatten(1).float()                            # [n, D]
+            # |m (x - y)|^2 without the per-image constant |m x|^2: |m y|^2 - 2 <m x, y>
+            distance = m @ self.pool_sq.T - 2 * (m * x.flatten(1)) @ self.flat_pool.T   # [n, M]
+            nearest = self.flat_pool[distance.argmin(dim=1)].reshape(x.shape)
+            out.append(torch.where(kept, x, nearest))
+        return torch.cat(out)
