@@ -117,6 +117,10 @@ class TrainConfig:
     # S-ratio |S| / L of each completion (pix2pix's L1 beside the GAN loss): the more of the image S shows, the more
     # T is determined by it, and a joint sample (S empty) is asked for nothing. 0 = off (paper).
     source_reconstruction: float = 0.0
+    # Beyond the paper: K > 1 charges that L1 term only to the closest of K completions of one S with different
+    # noises (best of many), on the first B / (2 (K - 1)) pair-1 images, completed K - 1 more times; 1 = every
+    # completion charged (pix2pix), which leaves G no reason to vary T with z.
+    reconstruction_samples: int = 1
     # Beyond the paper: weight of the latent-regression loss, the mean |z_hat - z[:latent_dims]| on each completion,
     # scaled by the share of the image G generated (a large S leaves little room for z). Needs model.latent_dims.
     latent_regress: float = 0.0
@@ -149,7 +153,8 @@ class TrainConfig:
     def validate(self) -> None:
         """ValueError for values that would fail later, deep in a run (a zero period, a 1-tuple of betas ...)."""
         self.model.validate()
-        check_values(self, ("batch", "snap_ticks", "r1_every", "keep_checkpoints"), lambda v: v >= 1, "must be >= 1")
+        check_values(self, ("batch", "snap_ticks", "r1_every", "keep_checkpoints", "reconstruction_samples"),
+                     lambda v: v >= 1, "must be >= 1")
         check_values(self, ("lr", "eps", "kimg", "tick_kimg", "ema_kimg"), lambda v: v > 0, "must be positive")
         check_values(self, ("weight_decay", "warmup_epochs", "grad_clip", "r1_gamma", "ema_rampup", "mode_seeking",
                         "latent_regress", "source_reconstruction", "snapshot_samples", "max_minutes", "limit_images"), lambda v: v >= 0,
@@ -159,6 +164,10 @@ class TrainConfig:
             raise ValueError("latent_regress and latent_dims go together: set both (a weight and how many noise "
                              f"dimensions to recover) or neither; got latent_regress {self.latent_regress}, "
                              f"latent_dims {self.model.latent_dims}")
+        if self.reconstruction_samples > 1 and (self.mode_seeking > 0 or self.source_reconstruction == 0):
+            raise ValueError("reconstruction_samples > 1 needs source_reconstruction > 0 and mode_seeking 0 (each "
+                             f"completes extra copies of the batch); got source_reconstruction "
+                             f"{self.source_reconstruction}, mode_seeking {self.mode_seeking}")
         check_values(self, ("raster_prob",), lambda v: 0 <= v <= 1, "must lie in [0, 1]")
         check_values(self, ("betas",), lambda v: len(v) == 2 and all(0 <= b < 1 for b in v),
                      "must be two values in [0, 1)")

@@ -82,8 +82,12 @@ def source_reconstruction(fakes: torch.Tensor, real: torch.Tensor, source_mask: 
     """Mean |x_fake - x| over the pixels G generated, per completion, weighted by its S-ratio |S| / L.
 
     A completion from an empty S (a joint sample) is free to be anything; one from half the patches is asked to
-    be close to the image those patches came from. fakes, real [B, C, H, W]; source_mask [B, L] bool.
+    be close to the image those patches came from. fakes [B, C, H, W], or [K, B, C, H, W]: K completions of each
+    image on one S with different noises, of which only the closest is charged (the best-of-many objective of
+    Bhattacharyya et al. 2018), so the others stay free to differ; real [B, C, H, W]; source_mask [B, L] bool.
     """
-    generated = (~pixel_mask(source_mask, patch_size)).expand_as(fakes).float()
-    error = ((fakes - real).abs() * generated).sum(dim=(1, 2, 3)) / generated.sum(dim=(1, 2, 3)).clamp(min=1)
-    return (error * source_mask.float().mean(dim=1)).mean()
+    if fakes.dim() == 4:
+        fakes = fakes[None]
+    generated = (~pixel_mask(source_mask, patch_size)).expand_as(real).float()
+    error = ((fakes - real).abs() * generated).sum(dim=(2, 3, 4)) / generated.sum(dim=(1, 2, 3)).clamp(min=1)
+    return (error.min(dim=0).values * source_mask.float().mean(dim=1)).mean()

@@ -111,19 +111,21 @@ class TrainStep:
 
         # ---- G update: L1 + L2 + L3 (+ mode seeking), with D frozen and fresh noise
         n.D.requires_grad_(False)
-        twins = b // 2 if c.mode_seeking > 0 else 0  # the first `twins` pair-1 inputs again, with other noise
-        z = torch.randn(2 * b + twins, c.model.z_dim, device=self.device)
+        twins, copies = extra_completions(c, b)  # the first `twins` pair-1 inputs `copies` more times, other noise
+        extra = twins * copies
+        z = torch.randn(2 * b + extra, c.model.z_dim, device=self.device)
         g_images, g_sources = real2, source12
-        if twins:  # off (the paper's step), no extra copies of the batch
-            g_images, g_sources = torch.cat([real2, real[:twins]]), torch.cat([source12, m.source1[:twins]])
+        if extra:  # off (the paper's step), no extra copies of the batch
+            g_images = torch.cat([real2, real[:twins].repeat(copies, 1, 1, 1)])
+            g_sources = torch.cat([source12, m.source1[:twins].repeat(copies, 1)])
         with record_function(PHASES[4]), self.autocast:
-            fake1, fake2, twin = n.G_train(g_images, g_sources, z).split([b, b, twins])
+            fake1, fake2, twin = n.G_train(g_images, g_sources, z).split([b, b, extra])
             logits = self._discriminate(n.D_fast, torch.cat([fake1, fake1, fake2, fake2]),
                                         torch.cat([m.source1, m.source2] * 2),
                                         torch.cat([m.target1, m.target2] * 2), b)
         g_losses = generator_losses(*logits.chunk(4))
         g_total = g_losses["L1"] + g_losses["L2"] + g_losses["L3"]
-        if twins:
+        if c.mode_seeking > 0:
             generated = ~pixel_mask(m.source1[:twins], c.model.patch_size)
             ms_loss, g_losses["MS"] = mode_seeking(fake1[:twins].float(), twin.float(), z[:twins], z[2 * b:],
                                                    generated)
@@ -137,8 +139,12 @@ class TrainStep:
         else:
             g_losses["LR"] = torch.zeros((), device=self.device)
         if c.source_reconstruction > 0:
-            g_losses["RC"] = source_reconstruction(torch.cat([fake1, fake2]).float(), real2, source12,
-                                                   c.model.patch_size)
+            if c.reconstruction_samples > 1:  # only the closest of the `twins` images' completions is charged
+                fakes, reals, sources = torch.stack([fake1[:twins], *twin.chunk(copies)]), real[:twins], \
+                    m.source1[:twins]
+            else:
+                fakes, reals, sources = torch.cat([fake1, fake2]), real2, source12
+            g_losses["RC"] = source_reconstruction(fakes.float(), reals, sources, c.model.patch_size)
             g_total = g_total + c.source_reconstruction * g_losses["RC"]
         else:
             g_losses["RC"] = torch.zeros((), device=self.device)
@@ -150,6 +156,18 @@ class TrainStep:
             update_ema(n.G_ema, n.G, ema_beta)
         values = {**d_losses, "R1": r1, **g_losses}
         return torch.stack([values[k].detach().float() for k in LOSS_NAMES])
+
+
+def extra_completions(c: TrainConfig, batch: int) -> tuple[int, int]:
+    """(images, copies): G's step completes the first `images` pair-1 inputs `copies` more times with other noise,
+    for the mode-seeking term (1 copy of half the batch) or best-of-K reconstruction (K - 1 copies of
+    B / (2 (K - 1)) images: at most half a batch more); (0, 0) in the paper's step."""
+    if c.mode_seeking > 0:
+        return batch // 2, 1
+    if c.source_reconstruction > 0 and c.reconstruction_samples > 1:
+        copies = c.reconstruction_samples - 1
+        return max(1, batch // (2 * copies)), copies
+    return 0, 0
 
 
 @torch.no_grad()

@@ -96,3 +96,18 @@ def test_source_reconstruction_asks_more_of_completions_from_more_of_the_image()
     # the batch mean of the per-completion terms
     masks = torch.cat([empty, half, full])
     assert torch.isclose(source_reconstruction(torch.ones(3, 1, 8, 8), real, masks, 4), torch.tensor(0.5 / 3))
+
+
+def test_best_of_many_reconstruction_charges_only_the_closest_completion_of_each_image():
+    real = torch.zeros(2, 1, 8, 8)
+    half = torch.tensor([[True, True, False, False]] * 2)
+    far, near = torch.ones(2, 1, 8, 8), torch.full((2, 1, 8, 8), 0.25)
+    # image 0's closest completion is the second, image 1's the first: each pays only that one's error
+    candidates = torch.stack([torch.cat([far[:1], near[:1]]), torch.cat([near[:1], far[:1]])])
+    assert torch.isclose(source_reconstruction(candidates, real, half, 4), torch.tensor(0.25 * 0.5))
+    # one candidate = the plain term; the gradient reaches the closest completion only
+    assert torch.equal(source_reconstruction(far[None], real, half, 4), source_reconstruction(far, real, half, 4))
+    candidates.requires_grad_(True)
+    source_reconstruction(candidates, real, half, 4).backward()
+    assert candidates.grad[0, 0].abs().sum() == 0 and candidates.grad[1, 0].abs().sum() > 0
+    assert candidates.grad[0, 1].abs().sum() > 0 and candidates.grad[1, 1].abs().sum() == 0

@@ -12,7 +12,7 @@ from biglearn.nn.generator import Generator
 from biglearn.nn.vit import Block, take_rows
 from biglearn.patches import pixel_mask
 from biglearn.sampler import sample_pairs
-from biglearn.step import LOSS_NAMES, TrainStep
+from biglearn.step import LOSS_NAMES, TrainStep, extra_completions
 from biglearn.trainer import build_networks
 
 
@@ -196,6 +196,22 @@ def test_mode_seeking_adds_a_gradient_that_pulls_g_towards_using_z():
         grads[weight] = nets.G.noise_in[0].weight.grad.clone()  # the noise injection: where z enters the decoder
     assert ratios[0.0] == 0 and ratios[1e-9] > 0 and ratios[1e-9] == ratios[1.0]
     assert not torch.allclose(grads[1e-9], grads[1.0])
+
+
+def test_best_of_many_reconstruction_completes_extra_copies_and_charges_the_closest():
+    cfg = dataclasses.replace(tiny(), batch=8, source_reconstruction=1.0, reconstruction_samples=3)
+    assert extra_completions(cfg, 8) == (2, 2)                    # 2 more copies of 2 images: half a batch more
+    assert extra_completions(dataclasses.replace(cfg, reconstruction_samples=1), 8) == (0, 0)
+    assert extra_completions(dataclasses.replace(cfg, reconstruction_samples=1, mode_seeking=1.0), 8) == (4, 1)
+    torch.manual_seed(0)
+    nets = build_networks(cfg, torch.device("cpu"), distributed=False)
+    seen = []
+    nets.G_train.register_forward_hook(lambda module, args, out: seen.append(len(out)))
+    step = TrainStep(nets, cfg, torch.device("cpu"))
+    data = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    losses = dict(zip(LOSS_NAMES, step(data, 0, 1.0, 0.99)))
+    assert seen == [2 * 8, 2 * 8 + 4]          # samples for D: both pairs; G's own step: both pairs + 4 copies
+    assert torch.isfinite(losses["RC"]) and losses["RC"] >= 0
 
 
 def test_noise_modulation_is_a_second_noise_path_and_keeps_the_inference_shortcut_exact():

@@ -158,6 +158,9 @@ def test_resume_errors_name_the_problem(tmp_path, mnist_npz):
     (["--set", "lr=abc"], "--set lr=abc"),
     (["--set", "patch_size=0"], "patch_size must be positive"),
     (["--set", "d_arch=mlp"], "d_arch must be one of"),
+    (["--set", "reconstruction_samples=2"], "needs source_reconstruction > 0"),
+    (["--set", "reconstruction_samples=2", "--set", "source_reconstruction=1", "--set", "mode_seeking=1"],
+     "mode_seeking 0"),
     (["--device", "banana"], "unknown device"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(flags, expected):

@@ -33,6 +33,7 @@ VARIANTS=(
   "latent1-recon10|$LATENT --set source_reconstruction=10"
   "latent4-batch32-recon3|--set latent_dims=16 --set latent_regress=4 --set batch=32 --set source_reconstruction=3"
   "latent1-batch32-recon2|$LATENT --set batch=32 --set source_reconstruction=2"
+  "latent1-batch32-recon10-best4|$LATENT --set batch=32 --set source_reconstruction=10 --set reconstruction_samples=4"
 )
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for seed in $SEEDS; do
