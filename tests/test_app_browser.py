@@ -392,6 +392,8 @@ def test_digits_tab_classifies_generates_and_completes(page, tmp_path):
     act(page, lambda: page.click("#digits-tool-none"), r"No token kept: p\(x, y\)", digits)
     act(page, lambda: page.locator("#digits-label").get_by_label("3", exact=True).check(),
         r"the label 3.*labelled y = 3 \(given\)", digits)
+    guidance = page.locator("#digits-guidance input[type=number]")
+    act(page, lambda: guidance.fill("2"), r"labelled y = 3 \(given\).*guidance 2,", digits)  # typed: at once
     # pick a label and generate a gallery
     page.get_by_role("tab", name="Generate digits").click()
     page.locator("#digits-gen-label").get_by_label("8", exact=True).check()

@@ -186,8 +186,11 @@ def test_digits_generate(client):
     assert all((read(a["image"]) == read(b["image"])).all() for a, b in zip(gallery, again))
     raster, _ = client.predict("any", 3, 1.0, 3, "raster", api_name="/digits_generate")
     assert len(raster) == 3
+    unguided, _ = client.predict("5", 4, 0.8, 3, "random", 0, api_name="/digits_generate")
+    assert any((read(a["image"]) != read(b["image"])).any() for a, b in zip(gallery, unguided))
     for args, error in ((("12", 4, 1.0, 0, "random"), "digit 0-9"), (("any", 99, 1.0, 0, "random"), "between 1 and 32"),
-                        (("any", 2, -1, 0, "random"), "temperature"), (("any", 2, 1, 0, "spiral"), "sampling order")):
+                        (("any", 2, -1, 0, "random"), "temperature"), (("any", 2, 1, 0, "spiral"), "sampling order"),
+                        (("5", 2, 1, 0, "random", 99), "guidance must be between")):
         with pytest.raises(Exception, match=error):
             client.predict(*args, api_name="/digits_generate")
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from studio_fixtures import ROOT, app_checkpoints  # noqa: F401  (fixture)
 
-from biglearn.app.digits import MAX_TEMPERATURE, DigitsApi, DigitsSession, DigitsStudio, drawing
+from biglearn.app.digits import DEFAULT_GUIDANCE, MAX_TEMPERATURE, DigitsApi, DigitsSession, DigitsStudio, drawing
+from biglearn.multimodal.model import MAX_GUIDANCE
 from biglearn.app.models import MULTIMODAL_MODELS, ModelCache, ModelUnavailable
 from biglearn.imaging import ImageError
 from biglearn.multimodal.model import DigitsModel
@@ -69,6 +70,24 @@ def test_label_temperature_and_seed(studio, started):
     assert s.order == "raster" and "raster order" in view["status"]
     with pytest.raises(ValueError, match="sampling order"):
         studio.set_order(s, "spiral")
+
+
+def test_guidance_is_a_session_setting_with_the_sliders_bounds(studio, started):
+    s, view = started
+    assert s.guidance == DEFAULT_GUIDANCE and f"guidance {DEFAULT_GUIDANCE:g}" in view["status"]
+    s, _ = studio.set_label(s, "3")
+    off, view = studio.set_guidance(s, 0)
+    assert off.guidance == 0 and "guidance 0," in view["status"]
+    assert studio.set_guidance(off, 0)[1] == {}                          # the slider echoing: nothing recomputed
+    strong, view = studio.set_guidance(s, 1e6)                           # typed beyond the slider: clamped
+    assert strong.guidance == view["guidance"] == MAX_GUIDANCE
+    with pytest.raises(ValueError, match="guidance must be a number"):
+        studio.set_guidance(s, "lots")
+    # the gallery follows the session's guidance: other weights, other digits from the same seed
+    _, plain = studio.generate_many(off, "3", 4)
+    _, guided = studio.generate_many(s, "3", 4)
+    assert f"guidance {DEFAULT_GUIDANCE:g}" in guided["status"]
+    assert any((a[0] != b[0]).any() for a, b in zip(plain["gallery"], guided["gallery"]))
 
 
 def test_generate_gallery_and_sweep(studio, started):

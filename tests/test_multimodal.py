@@ -13,6 +13,7 @@ from biglearn.checkpoint import CheckpointError, list_checkpoints, load_training
 from biglearn.classifier import load_classifier
 from biglearn.data import load_mnist
 from biglearn.multimodal.config import preset
+from biglearn.multimodal import model as model_module
 from biglearn.multimodal.model import DigitsModel
 from biglearn.multimodal.trainer import train, transformer_lr
 from conftest import REPO
@@ -96,10 +97,56 @@ def test_completion_keeps_source_pixels_exactly(shipped, test_digits):
     (lambda m, x: m.generate(0), "at least 1"),
     (lambda m, x: m.generate(1, temperature=-1), "temperature"),
     (lambda m, x: m.generate(1, order="spiral"), "order must be"),
+    (lambda m, x: m.generate(1, labels=3, guidance=-1), "guidance must lie"),
+    (lambda m, x: m.generate(1, labels=3, guidance=1e9), "guidance must lie"),
 ])
 def test_bad_requests_get_clear_errors(shipped, test_digits, call, message):
     with pytest.raises(ValueError, match=message):
         call(shipped, test_digits[0][:2])
+
+
+def test_guided_sampling_draws_from_the_guided_logits_of_both_orders(shipped, monkeypatch):
+    """Every draw with guidance w sees cond + w (cond - uncond): cond from the sampled order, uncond from the same
+    order with y moved last, both recomputed here by full (uncached) passes over the finished tokens."""
+    drawn_from, orders = [], []
+    draw, pairs = DigitsModel._draw, model_module.pairs_from_sources
+    monkeypatch.setattr(DigitsModel, "_draw", staticmethod(lambda logits, *a: drawn_from.append(logits) or
+                                                           draw(logits, *a)))
+    monkeypatch.setattr(model_module, "pairs_from_sources", lambda *a, **k: orders.append(pairs(*a, **k)) or
+                        orders[-1])
+    weight, labels = 1.5, torch.tensor([3, 8, 0])
+    is_source = torch.zeros(3, 50, dtype=torch.bool)
+    is_source[:2, 0] = True                     # y given in rows 0 and 1; row 2 draws it on its way (joint)
+    is_source[1, 1:15] = True                   # row 1 completes the top two token rows of a digit
+    start = shipped._sequence(torch.randint(0, shipped.cfg.codebook_size, (3, 49)), labels)
+    finished = shipped.fill(start, is_source, temperature=0, seed=0, guidance=weight)
+    assert torch.equal(finished[is_source], start[is_source])
+    order, num_source = orders[0]
+    label_index = (order == 0).long().argmax(dim=1)
+    twin, twin_num_source = model_module.without_label_until_last(order, num_source, label_index)
+    assert (twin[:, -1] == 0).all() and twin_num_source.tolist() == [0, 14, 0]
+    assert len(drawn_from) == 50 - int(num_source.min())
+    rows = torch.arange(3)
+    with torch.no_grad():
+        cond = shipped.transformer(finished, order, num_source)
+        uncond = shipped.transformer(finished, twin, twin_num_source)
+    for k, logits in enumerate(drawn_from):
+        slot = (num_source + k).clamp(max=49)
+        twin_slot = slot - (label_index < slot).long()
+        expected = model_module.guided(cond[rows, slot], uncond[rows, twin_slot], weight,
+                                       drawing_label=label_index == slot)
+        active = num_source + k < 50
+        torch.testing.assert_close(logits[active], expected[active], rtol=1e-4, atol=1e-4)
+
+
+def test_guidance_makes_label_conditioned_digits_agree_with_their_label(shipped, classifier):
+    wanted = torch.arange(10).repeat(10)
+    agreement = {}
+    for weight in (0.0, 1.0):
+        samples, _ = shipped.generate(len(wanted), labels=wanted, seed=3, guidance=weight)
+        agreement[weight] = (classifier.predict_proba(samples).argmax(1) == wanted).float().mean().item()
+    # 0.870 -> 0.990 on 300 samples at temperature 1 (checkpoint card)
+    assert agreement[1.0] >= 0.95 and agreement[1.0] > agreement[0.0], agreement
 
 
 def test_checkpoint_mismatches_are_refused(tmp_path):

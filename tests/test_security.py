@@ -161,9 +161,11 @@ def endpoint(config: dict, name: str) -> int:
 
 
 @pytest.mark.parametrize("name,data,error", [
-    ("digits_generate", ["5", 0, 1.0, 0, "random"], "count must be between 1 and 32"),
-    ("digits_generate", ["²", 4, 1.0, 0, "random"], "the label must be a digit 0-9"),
-    ("digits_generate", ["5", float("nan"), 1.0, 0, "random"], "count must be a finite whole number"),
+    ("digits_generate", ["5", 0, 1.0, 0, "random", 1.0], "count must be between 1 and 32"),
+    ("digits_generate", ["²", 4, 1.0, 0, "random", 1.0], "the label must be a digit 0-9"),
+    ("digits_generate", ["5", float("nan"), 1.0, 0, "random", 1.0], "count must be a finite whole number"),
+    ("digits_generate", ["5", 4, 1.0, 0, "random", float("nan")], "the guidance must be a finite number"),
+    ("digits_generate", ["5", 4, 1.0, 0, "random", 1e300], "the guidance must be between 0 and 8"),
     ("generate", ["faces", float("nan")], "the seed must be a finite whole number"),
     ("generate", ["faces", float("inf")], "the seed must be a finite whole number"),
     ("generate", ["faces", "9" * 5000], "the seed must be a whole number"),

@@ -41,14 +41,19 @@ def inference(model: DigitsModel, reps: int) -> dict[str, float]:
         "generate 1 ms": median_ms(lambda: model.generate(1, seed=0), reps),
         "generate 16 ms": median_ms(lambda: model.generate(16, seed=0), reps),
         "generate 16 with label ms": median_ms(lambda: model.generate(16, labels=3, seed=0), reps),
+        "generate 1 with label, guidance 1 ms": median_ms(lambda: model.generate(1, labels=3, seed=0, guidance=1.0),
+                                                          reps),
+        "generate 16 with label, guidance 1 ms": median_ms(
+            lambda: model.generate(16, labels=3, seed=0, guidance=1.0), reps),
         "complete 1 at r=0.5 ms": median_ms(lambda: model.complete(digits[:1], keep, seed=0), reps),
     }
 
 
 def app_handlers(model: DigitsModel, reps: int) -> dict[str, float]:
     """The same capabilities through the app's handlers (biglearn.app.digits, what the tab and the API call),
-    which add the image conversions and the gallery's rendering to the model's work."""
-    from biglearn.app.digits import MODEL, DigitsCapabilities
+    which add the image conversions and the gallery's rendering to the model's work, at the app's default
+    sampling settings."""
+    from biglearn.app.digits import MODEL, DigitsCapabilities, Sampling
     from biglearn.app.models import ModelCache
 
     # The cache finds the shipped folder as the app does, and the loader hands it this model instead.
@@ -57,8 +62,9 @@ def app_handlers(model: DigitsModel, reps: int) -> dict[str, float]:
     drawn[6:22, 12:16] = 255
     return {
         "app classify 1 ms": median_ms(lambda: handlers.classify(drawn), reps),
-        "app generate 1 ms": median_ms(lambda: handlers.generate(None, 1, 1.0, 0), reps),
-        "app generate 16 ms": median_ms(lambda: handlers.generate(None, 16, 1.0, 0), reps),
+        "app generate 1 ms": median_ms(lambda: handlers.generate(None, 1, 0, Sampling()), reps),
+        "app generate 16 ms": median_ms(lambda: handlers.generate(None, 16, 0, Sampling()), reps),
+        "app generate 1 with label ms": median_ms(lambda: handlers.generate(3, 1, 0, Sampling()), reps),
     }
 
 

@@ -12,11 +12,12 @@ from biglearn.sheets import tile
 
 
 def fig11(model: DigitsModel, columns: int = 10, joint_rows: int = 4, *, temperature: float = 1.0,
-          seed: int = 0) -> np.ndarray:
+          guidance: float = 0.0, seed: int = 0) -> np.ndarray:
     """Fig. 11: `joint_rows` rows of samples of p(x, y), then one row of p(x | y) per digit y = 0..9."""
-    joint, _ = model.generate(joint_rows * columns, temperature=temperature, seed=seed)
+    joint, _ = model.generate(joint_rows * columns, temperature=temperature, guidance=guidance, seed=seed)
     labels = torch.arange(NUM_LABELS).repeat_interleave(columns)
-    conditioned, _ = model.generate(len(labels), labels=labels, temperature=temperature, seed=seed + 1)
+    conditioned, _ = model.generate(len(labels), labels=labels, temperature=temperature, guidance=guidance,
+                                    seed=seed + 1)
     gap = torch.ones(columns, 1, *joint.shape[-2:])
     return tile(torch.cat([joint, gap, conditioned]), columns)
 
@@ -34,11 +35,12 @@ def reconstructions(tokenizer: VQTokenizer, images: torch.Tensor, columns: int =
 
 
 def completion_sweep(model: DigitsModel, images: torch.Tensor, ratios, *, labels=None, mode: str = "random",
-                     temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
+                     temperature: float = 1.0, guidance: float = 0.0, seed: int = 0) -> torch.Tensor:
     """One row per image: completions at each S-ratio of the token grid, then the image. -> [N*(R+1), 1, 28, 28]."""
     columns = []
     for i, ratio in enumerate(ratios):
         keep = source_masks(model, mode, ratio, len(images), seed * 1000 + i)
-        columns.append(model.complete(images, keep, labels=labels, temperature=temperature, seed=seed)[0])
+        columns.append(model.complete(images, keep, labels=labels, temperature=temperature, guidance=guidance,
+                                      seed=seed)[0])
     columns.append(to_unit(images).cpu())
     return torch.stack(columns, dim=1).flatten(0, 1)

@@ -31,6 +31,7 @@ KIND = "digits-multimodal"
 FORMAT_VERSION = 1
 TOKEN_PIXELS = IMAGE_SIZE // 7   # one token covers a 4x4 block
 SAMPLING_ORDERS = ("random", "raster")
+MAX_GUIDANCE = 8.0   # far past any useful weight; bounds what a caller (e.g. the app) can ask for
 
 
 class DigitsModel(SourceMasks):
@@ -120,15 +121,21 @@ class DigitsModel(SourceMasks):
     # ------------------------------------------------------------ the universal model
     @torch.no_grad()
     def fill(self, tokens: torch.Tensor, is_source: torch.Tensor, *, temperature: float = 1.0,
-             seed: int | None = None, order: str = "random") -> torch.Tensor:
+             seed: int | None = None, order: str = "random", guidance: float = 0.0) -> torch.Tensor:
         """Sample every non-source token of tokens [B, L'] given the sources (is_source [B, L']), one at a time:
         x_t1 ~ p(. | X_S'), x_t2 ~ p(. | X_S', x_t1), ... in a random order or ("raster") y first, then row by row.
-        One transformer pass over the prefix, then one slot per token against a key/value cache. Returns a
-        completed copy."""
+        One transformer pass over the prefix, then one slot per token against a key/value cache.
+
+        guidance w > 0: each image token, once y is known (given or already drawn), is drawn from
+        log p(x_t | X, y) + w (log p(x_t | X, y) - log p(x_t | X)) (classifier-free guidance, Ho & Salimans
+        2022). The model already holds p(x_t | X) without y: the same order with y moved to the end, run beside
+        it as a twin row. Returns a completed copy."""
         if order not in SAMPLING_ORDERS:
             raise ValueError(f"order must be one of {', '.join(SAMPLING_ORDERS)}, not {order!r}")
         if temperature < 0:
             raise ValueError("temperature must be >= 0 (0 = most likely token)")
+        if not 0 <= guidance <= MAX_GUIDANCE:
+            raise ValueError(f"guidance must lie in [0, {MAX_GUIDANCE:g}] (0 = none), got {guidance}")
         generator = torch.Generator(device="cpu")
         if seed is None:
             generator.seed()       # a fresh random stream; torch.seed() would also reseed the global RNG
@@ -142,17 +149,34 @@ class DigitsModel(SourceMasks):
         saved = tokens[:, LABEL].clone()
         sequence, num_source = pairs_from_sources(is_source, generator, raster=order == "raster")
         sequence, num_source = sequence.to(self.device), num_source.to(self.device)
-        rows, length = torch.arange(len(tokens), device=self.device), tokens.shape[1]
-        logits, cache = self.transformer.prefill(tokens, sequence, num_source)
+        batch, length = tokens.shape
+        rows = torch.arange(batch, device=self.device)
+        label_index = (sequence == LABEL).long().argmax(dim=1)        # where y stands in each row's order
+        # The transformer's rows: the B rows, and with guidance their B twins after them (same tokens)
+        work = (tokens, sequence, num_source)
+        if guidance:
+            twin_sequence, twin_num_source = without_label_until_last(sequence, num_source, label_index)
+            work = (tokens.repeat(2, 1), torch.cat([sequence, twin_sequence]), torch.cat([num_source, twin_num_source]))
+        logits, cache = self.transformer.prefill(*work)
         for k in range(length - int(num_source.min())):
             slot = num_source + k
             active = slot < length
             slot = slot.clamp(max=length - 1)   # a finished row recomputes its last slot: same cache entry
+            if guidance:
+                # The twin lags one slot once its order has passed y's place (y is last in it); while the row
+                # draws y the twin computes its next slot early, which the next step recomputes.
+                work_slot = torch.cat([slot, slot - (label_index < slot).long()])
+            else:
+                work_slot = slot
             if k:
-                logits = self.transformer.extend(tokens, sequence, num_source, slot, cache)
+                logits = self.transformer.extend(*work, work_slot, cache)
+            if guidance:
+                logits = guided(*logits.chunk(2), guidance, drawing_label=label_index == slot)
             draw = self._draw(logits, temperature, generator)
             position = sequence[rows, slot]
-            tokens[rows[active], position[active]] = draw[active]
+            for half in range(len(work[0]) // batch):   # the rows and their twins hold the same tokens
+                work[0][half * batch + rows[active], position[active]] = draw[active]
+        tokens = work[0][:batch]
         tokens[full.to(self.device), LABEL] = saved[full.to(self.device)]
         return tokens
 
@@ -183,7 +207,7 @@ class DigitsModel(SourceMasks):
         return self.label_probs(self.encode(images))
 
     def generate(self, count: int, *, labels=None, temperature: float = 1.0, seed: int | None = None,
-                 order: str = "random") -> tuple[torch.Tensor, torch.Tensor]:
+                 order: str = "random", guidance: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """count samples of p(x, y) (labels None) or p(x | y) (an int, or one label per sample).
         -> (images [count, 1, 28, 28] in [0, 1], labels [count]: the sampled or the given ones)."""
         if count < 1:
@@ -193,11 +217,12 @@ class DigitsModel(SourceMasks):
         is_source = torch.zeros(count, self.cfg.length, dtype=torch.bool)
         is_source[:, LABEL] = labels is not None
         tokens = self.fill(self._sequence(image_tokens, labels), is_source, temperature=temperature, seed=seed,
-                           order=order)
+                           order=order, guidance=guidance)
         return self.decode(tokens[:, 1:]), (tokens[:, LABEL] - self.cfg.codebook_size).cpu()
 
     def complete(self, images: torch.Tensor, keep, *, labels=None, temperature: float = 1.0,
-                 seed: int | None = None, order: str = "random") -> tuple[torch.Tensor, torch.Tensor]:
+                 seed: int | None = None, order: str = "random", guidance: float = 0.0
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """p(x_T | x_S) or, with labels, p(x_T | x_S, y). keep: [7, 7] or [B, 7, 7] bool (True = in S).
         -> (completed images [B, 1, 28, 28] in [0, 1] with S pixels exact, labels [B]: given or sampled)."""
         x = to_unit(images).cpu()
@@ -206,8 +231,25 @@ class DigitsModel(SourceMasks):
         keep = self._keep(keep, batch)
         is_source = torch.cat([torch.full((batch, 1), labels is not None), keep], dim=1)
         tokens = self.fill(self._sequence(self.encode(x), labels), is_source, temperature=temperature, seed=seed,
-                           order=order)
+                           order=order, guidance=guidance)
         out = self.decode(tokens[:, 1:])
         pixels = keep.reshape(batch, 1, self.grid, self.grid).repeat_interleave(TOKEN_PIXELS, 2)
         pixels = pixels.repeat_interleave(TOKEN_PIXELS, 3)
         return torch.where(pixels, x, out), (tokens[:, LABEL] - self.cfg.codebook_size).cpu()
+
+
+def without_label_until_last(sequence: torch.Tensor, num_source: torch.Tensor,
+                             label_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The twin of each prediction order with y moved to its end: no slot before the last sees y, so the twin's
+    slots give p(x_t | X) for the same X as the original order's, without y. -> (order, |S'| of the twin)."""
+    length = sequence.shape[1]
+    key = torch.arange(length, device=sequence.device).expand_as(sequence) + length * (sequence == LABEL)
+    return sequence.gather(1, key.argsort(dim=1)), num_source - (label_index < num_source).long()
+
+
+def guided(conditional: torch.Tensor, unconditional: torch.Tensor, weight: float,
+           drawing_label: torch.Tensor) -> torch.Tensor:
+    """Classifier-free guidance on logits [B, V]: cond + w (cond - uncond) where both are finite; the rows that
+    are drawing y itself (drawing_label [B]) keep their own logits (the twin predicts another token there)."""
+    both = torch.isfinite(conditional) & torch.isfinite(unconditional) & ~drawing_label[:, None]
+    return torch.where(both, conditional + weight * (conditional - unconditional), conditional)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import gradio as gr
 
 from biglearn.app import masks as M
-from biglearn.app.digits import (ANY_LABEL, DEFAULT_TEMPERATURE, GENERATE_CHOICES, LABEL_CHOICES, MAX_COUNT,
-                                 MAX_TEMPERATURE, NO_LABEL, DigitsStudio)
+from biglearn.app.digits import (ANY_LABEL, DEFAULT_GUIDANCE, DEFAULT_TEMPERATURE, GENERATE_CHOICES, LABEL_CHOICES,
+                                 MAX_COUNT, MAX_TEMPERATURE, NO_LABEL, DigitsStudio)
 from biglearn.app.page.controls import IMAGE_OUT, LIVE_SLIDER, RATIO_LABEL, uploaded
 from biglearn.app.page.session_box import SessionBox, TabEvents, session_state
 from biglearn.app.pictures import list_examples
 from biglearn.app.session import USER_ERRORS
 from biglearn.app.sliders import RATIO_RANGE
-from biglearn.multimodal.model import SAMPLING_ORDERS
+from biglearn.multimodal.model import MAX_GUIDANCE, SAMPLING_ORDERS
 
 DIGITS_INTRO = """### One model that classifies, generates and completes digits (paper §4.3, App. E)
 A digit is cut into a 7x7 grid of **tokens** (a VQ-VAE's codes) and its label **y** is one more token. One
@@ -61,6 +61,10 @@ def digits_tab_layout() -> dict:
             with gr.Row():
                 c["temperature"] = gr.Slider(0.0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05,
                                              label="Temperature (0 = most likely tokens)", elem_id="digits-temperature")
+                c["guidance"] = gr.Slider(0.0, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.25,
+                                          label="Label guidance (0 = none): how strongly a known y steers the tokens",
+                                          elem_id="digits-guidance")
+            with gr.Row():
                 c["order"] = gr.Radio(list(SAMPLING_ORDERS), value="random", elem_id="digits-order",
                                       label="Order of generation (raster: y first, then row by row)")
                 c["seed"] = gr.Number(0, precision=0, label="Seed", elem_id="digits-seed", min_width=100)
@@ -80,7 +84,7 @@ def digits_tab_layout() -> dict:
                                           elem_id="digits-gen-label")
                 c["count"] = gr.Slider(1, MAX_COUNT, value=16, step=1, label="How many", elem_id="digits-count")
                 c["generate"] = gr.Button("Generate", variant="primary", elem_id="digits-generate")
-            c["gallery"] = gr.Gallery(label="Samples (temperature and seed from above)", columns=8, format="png",
+            c["gallery"] = gr.Gallery(label="Samples (temperature, guidance and seed from above)", columns=8, format="png",
                                       elem_id="digits-gallery", buttons=["download", "fullscreen"])
         with gr.Tab("Digit S-ratio sweep"):
             with gr.Row():
@@ -92,8 +96,8 @@ def digits_tab_layout() -> dict:
 
 
 # The components that the DigitsStudio's updates name, in the order every event of the tab lists them as outputs
-OUTPUT_NAMES = ("grid", "mask_text", "classify", "source_probs", "seed", "status", "label", "temperature", "order",
-                "ratio", "mode", "gallery", "sweep")
+OUTPUT_NAMES = ("grid", "mask_text", "classify", "source_probs", "seed", "status", "label", "temperature", "guidance",
+                "order", "ratio", "mode", "gallery", "sweep")
 
 
 class DigitsTabEvents(TabEvents):
@@ -141,6 +145,7 @@ def wire_digits_tab(tab: gr.Tab, c: dict, studio: DigitsStudio) -> None:
     on(c["mode"].input, studio.set_ratio, [c["ratio"], c["mode"]])
     on(c["label"].input, studio.set_label, [c["label"]])
     on(c["temperature"].change, studio.set_temperature, [c["temperature"]], **LIVE_SLIDER)
+    on(c["guidance"].change, studio.set_guidance, [c["guidance"]], **LIVE_SLIDER)
     on(c["order"].input, studio.set_order, [c["order"]])
     on(c["seed"].submit, studio.set_seed, [c["seed"]])
     on(c["seed"].blur, studio.set_seed, [c["seed"]])

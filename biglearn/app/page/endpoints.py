@@ -7,7 +7,8 @@ import gradio as gr
 
 from biglearn.app import masks as M
 from biglearn.app.api import Api
-from biglearn.app.digits import DEFAULT_TEMPERATURE, MAX_TEMPERATURE, NO_LABEL, DigitsApi
+from biglearn.app.digits import DEFAULT_GUIDANCE, DEFAULT_TEMPERATURE, MAX_TEMPERATURE, NO_LABEL, DigitsApi
+from biglearn.multimodal.model import MAX_GUIDANCE
 from biglearn.app.page.controls import uploaded
 from biglearn.app.session import USER_ERRORS
 from biglearn.imaging import MAX_FILE_BYTES
@@ -23,9 +24,9 @@ API_HELP = f"""Named endpoints for `gradio_client` (`Client(url).predict(..., ap
 | `/relocate` | image, model, moves, copy, mask, ratio, mode, seed | three panels, message |
 | `/generate` | model, seed | a joint sample (S empty), message |
 | `/digits_classify` | image | p(y \\| x) as a label with confidences, message |
-| `/digits_generate` | label, count, temperature, seed, order | gallery, message (label `any`: p(x, y)) |
-| `/digits_complete` | image, mask, ratio, mode, label, temperature, seed, order | 2 panels, p(y \\| x_S), message |
-| `/digits_sweep` | image, mode, label, temperature, seed, order | PNG strip, message |
+| `/digits_generate` | label, count, temperature, seed, order, guidance | gallery, message (label `any`: p(x, y)) |
+| `/digits_complete` | image, mask, ratio, mode, label, temperature, seed, order, guidance | 2 panels, p(y \\| x_S), message |
+| `/digits_sweep` | image, mode, label, temperature, seed, order, guidance | PNG strip, message |
 
 *image*: any picture file (`handle_file(path)`), centre-cropped to the model's square. *model*: `faces` or
 `digits`. *mask*: a grid string, {M.GRID_HELP}; when blank, *mode* (`random`, `raster`, `centre`, `border`, `all`,
@@ -33,7 +34,8 @@ API_HELP = f"""Named endpoints for `gradio_client` (`Client(url).predict(..., ap
 *mask*. *moves*: `row,col > row,col; ...` or raster indices `9 > 27`. Uploads are limited to
 {MAX_FILE_BYTES // 2**20} MB. Digits endpoints (the multi-modal model, a 7x7 token grid): *label* `none` / `any` or
 `0`-`9` (given to the model); *temperature* 0-{MAX_TEMPERATURE:g} (0: most likely tokens); *order* `random` or
-`raster` (y first, then row by row)."""
+`raster` (y first, then row by row); *guidance* 0-{MAX_GUIDANCE:g} (default {DEFAULT_GUIDANCE:g}; 0: none): once y is
+known, each token is drawn from p(x_t | X, y) pushed away from p(x_t | X) by that weight (classifier-free guidance)."""
 
 
 def add_api(api: Api, digits: DigitsApi) -> None:
@@ -74,6 +76,7 @@ def add_api(api: Api, digits: DigitsApi) -> None:
         label = gr.Textbox(NO_LABEL, label="label")
         temperature = gr.Number(DEFAULT_TEMPERATURE, label="temperature")
         order = gr.Textbox("random", label="order")
+        guidance = gr.Number(DEFAULT_GUIDANCE, label="guidance")
         probs = gr.Label(label="probabilities")
         digit_panels = [gr.Image(format="png", label=label) for label in ("masked", "completed")]
         endpoints = [
@@ -84,10 +87,12 @@ def add_api(api: Api, digits: DigitsApi) -> None:
             ("relocate", api.relocate, [image, model, moves, copy, mask, ratio, mode, seed], [*panels, message]),
             ("generate", api.generate, [model, seed], [sample, message]),
             ("digits_classify", digits.classify_digit, [image], [probs, message]),
-            ("digits_generate", digits.generate_digits, [label, count, temperature, seed, order], [gallery, message]),
-            ("digits_complete", digits.complete_digit, [image, mask, ratio, mode, label, temperature, seed, order],
-             [*digit_panels, probs, message]),
-            ("digits_sweep", digits.sweep_digit, [image, mode, label, temperature, seed, order], [strip, message]),
+            ("digits_generate", digits.generate_digits, [label, count, temperature, seed, order, guidance],
+             [gallery, message]),
+            ("digits_complete", digits.complete_digit,
+             [image, mask, ratio, mode, label, temperature, seed, order, guidance], [*digit_panels, probs, message]),
+            ("digits_sweep", digits.sweep_digit, [image, mode, label, temperature, seed, order, guidance],
+             [strip, message]),
         ]
         for name, fn, inputs, outputs in endpoints:
             gr.Button(visible=False).click(endpoint(fn, inputs), inputs, outputs, api_name=name, preprocess=False)
