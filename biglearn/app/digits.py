@@ -300,18 +300,19 @@ class DigitsStudio(DigitsCapabilities):
         return s, self.view(s)
 
     def set_temperature(self, s: DigitsSession, value) -> tuple[DigitsSession, dict]:
-        used = slider_value(value, (0.0, MAX_TEMPERATURE), "temperature")
-        if used == s.temperature:
-            return s, slider_updates({}, temperature=(value, used))
-        s = replace(s, temperature=used)
-        return s, slider_updates(self.view(s), temperature=(value, used))
+        return self._set_sampling_slider(s, "temperature", value, MAX_TEMPERATURE)
 
     def set_guidance(self, s: DigitsSession, value) -> tuple[DigitsSession, dict]:
-        used = slider_value(value, (0.0, MAX_GUIDANCE), "guidance")
-        if used == s.guidance:
-            return s, slider_updates({}, guidance=(value, used))
-        s = replace(s, guidance=used)
-        return s, slider_updates(self.view(s), guidance=(value, used))
+        return self._set_sampling_slider(s, "guidance", value, MAX_GUIDANCE)
+
+    def _set_sampling_slider(self, s: DigitsSession, name: str, value, maximum: float
+                             ) -> tuple[DigitsSession, dict]:
+        """A slider in [0, maximum] of the session field `name`; an unchanged value recomputes nothing."""
+        used = slider_value(value, (0.0, maximum), name)
+        if used == getattr(s, name):
+            return s, slider_updates({}, **{name: (value, used)})
+        s = replace(s, **{name: used})
+        return s, slider_updates(self.view(s), **{name: (value, used)})
 
     def set_order(self, s: DigitsSession, order) -> tuple[DigitsSession, dict]:
         s = replace(s, order=parse_order(order))
