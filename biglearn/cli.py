@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,10 @@ def saved_config(resume: str | None, out: Path) -> dict[str, Any] | None:
 def run_training(train, cfg, dry_run: bool) -> int:
     """`--dry-run` prints the resolved config; otherwise train, turning the user's problems into a message + 2."""
     if dry_run:
-        print(cfg.to_json())
+        try:
+            print(cfg.to_json(), flush=True)
+        except BrokenPipeError:  # e.g. `--dry-run | head`: the reader took what it wanted; no traceback at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     from biglearn.progress import TrainingDiverged
     try:

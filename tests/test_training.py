@@ -151,6 +151,15 @@ def test_resume_errors_name_the_problem(tmp_path, mnist_npz):
     assert "weights_only" not in truncated.stderr  # torch's advice to unpickle is not passed on
 
 
+def test_a_dry_run_into_a_closed_pipe_exits_quietly():
+    """`--dry-run | head -1`: the reader goes away before the config is printed; no traceback, exit 0."""
+    proc = subprocess.Popen([sys.executable, str(REPO / "train" / "train_mnist.py"), "--preset", "tiny", "--dry-run"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert b"Traceback" not in proc.stderr.read()
+
+
 @pytest.mark.parametrize("flags,expected", [
     (["--set", "snap_ticks=0"], "snap_ticks must be >= 1"),
     (["--set", "betas=0.1"], "betas must be two values"),
