@@ -85,8 +85,7 @@ def digits_tab_layout() -> dict:
                 c["count"] = gr.Slider(1, MAX_COUNT, value=16, step=1, label="How many", elem_id="digits-count")
                 c["generate"] = gr.Button("Generate", variant="primary", elem_id="digits-generate")
             c["gallery"] = gr.Gallery(label="Samples (temperature, guidance and seed from above)", columns=8,
-                                      format="png",
-                                      elem_id="digits-gallery", buttons=["download", "fullscreen"])
+                                      format="png", elem_id="digits-gallery", buttons=["download", "fullscreen"])
         with gr.Tab("Digit S-ratio sweep"):
             with gr.Row():
                 c["sweep_mode"] = gr.Radio(list(M.RATIO_MODES), value="random", label="S", elem_id="digits-sweep-mode")
