@@ -398,7 +398,9 @@ def test_digits_tab_classifies_generates_and_completes(page, tmp_path):
     page.get_by_role("tab", name="Generate digits").click()
     page.locator("#digits-gen-label").get_by_label("8", exact=True).check()
     act(page, lambda: page.click("#digits-generate"), r"16 samples of p\(x \| y = 8\)", digits)
-    page.wait_for_function("() => document.querySelectorAll('#digits-gallery img').length >= 16")
+    # every picture of the gallery loads (not just its <img> elements)
+    page.wait_for_function("() => [...document.querySelectorAll('#digits-gallery img')]"
+                           ".filter(img => img.complete && img.naturalWidth > 0).length >= 16")
     assert page.locator("#digits-gallery").inner_text().count("y = 8 (given)") == 16
     shot(page, "12-digits-generated")
     # sweep the S-ratio
