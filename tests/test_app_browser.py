@@ -159,7 +159,9 @@ def served_page(browser, demo):
         _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                                 quiet=True, **app.launch_options())
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.set_default_timeout(60_000)  # the first page of a fresh server on a busy 2-core machine
+        # The first page of a fresh server, whose first session loads the models: on this 2-core machine beside two
+        # training runs that took over a minute once (a CI rehearsal, 2026-12-06); a passing wait returns at once.
+        page.set_default_timeout(150_000)
         page.goto(url)
         yield page
         page.close()
