@@ -109,7 +109,7 @@ class TrainStep:
         with record_function(PHASES[3]):
             self._update(n.D, n.opt_d, d_total)
 
-        # ---- G update: L1 + L2 + L3 (+ mode seeking), with D frozen and fresh noise
+        # ---- G update: L1 + L2 + L3 (+ mode seeking, latent regression, source reconstruction), D frozen, fresh noise
         n.D.requires_grad_(False)
         twins, copies = extra_completions(c, b)  # the first `twins` pair-1 inputs `copies` more times, other noise
         extra = twins * copies

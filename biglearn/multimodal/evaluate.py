@@ -236,12 +236,12 @@ def write_report(metrics: dict, path: Path) -> None:
               + ", ".join(f"{y}: {a:.2f}" for y, a in enumerate(metrics["conditioned"]["agreement_by_label"])) + ".",
               "", f"Sampling variants ({metrics['config']['n_variants']} samples each; the targets above use a random "
               f"order at temperature {metrics['config']['temperature']:g}, guidance "
-              f"{metrics['config'].get('guidance', 0.0):g}):", ""]
+              f"{metrics['config']['guidance']:g}):", ""]
     lines += markdown_table(["order", "temperature", "guidance", "p(x | y) agreement", "joint: class entropy",
                              "joint: mean max-prob", "joint: sampled y = classifier's reading"],
-                            [[v["order"], v["temperature"], v.get("guidance", 0.0), v["conditioned_agreement"],
-                              v["joint_entropy"],
-                              v["joint_mean_max_prob"], v["joint_label_image_agreement"]] for v in metrics["variants"]])
+                            [[v["order"], v["temperature"], v["guidance"], v["conditioned_agreement"],
+                              v["joint_entropy"], v["joint_mean_max_prob"], v["joint_label_image_agreement"]]
+                             for v in metrics["variants"]])
     lines += ["", f"## Completion ({metrics['completion']['images']} test digits per cell)", "",
               "Agreement of the classifier's reading of the completion with the true label; `p(y|x_S)` is the "
               "model's own classification from the kept tokens only.", ""]
