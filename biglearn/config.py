@@ -121,6 +121,10 @@ class TrainConfig:
     # noises (best of many), on the first B / (2 (K - 1)) pair-1 images, completed K - 1 more times; 1 = every
     # completion charged (pix2pix), which leaves G no reason to vary T with z.
     reconstruction_samples: int = 1
+    # Beyond the paper: weight of D's loss on mismatched reals (S from one real image, T from another; Reed et
+    # al. 2016's matching-aware discriminator), which D must call fake under both pairs, so that it learns whether
+    # T follows from S. Costs a third more of D's passes. 0 = off (paper).
+    mismatch_reals: float = 0.0
     # Beyond the paper: weight of the latent-regression loss, the mean |z_hat - z[:latent_dims]| on each completion,
     # scaled by the share of the image G generated (a large S leaves little room for z). Needs model.latent_dims.
     latent_regress: float = 0.0
@@ -157,8 +161,8 @@ class TrainConfig:
                      lambda v: v >= 1, "must be >= 1")
         check_values(self, ("lr", "eps", "kimg", "tick_kimg", "ema_kimg"), lambda v: v > 0, "must be positive")
         check_values(self, ("weight_decay", "warmup_epochs", "grad_clip", "r1_gamma", "ema_rampup", "mode_seeking",
-                            "latent_regress", "source_reconstruction", "snapshot_samples", "max_minutes",
-                            "limit_images"), lambda v: v >= 0, "must not be negative")
+                            "latent_regress", "source_reconstruction", "mismatch_reals", "snapshot_samples",
+                            "max_minutes", "limit_images"), lambda v: v >= 0, "must not be negative")
         check_values(self, ("mapping_lr_mult",), lambda v: v > 0, "must be positive")
         if (self.latent_regress > 0) != (self.model.latent_dims > 0):
             raise ValueError("latent_regress and latent_dims go together: set both (a weight and how many noise "

@@ -91,3 +91,24 @@ def source_reconstruction(fakes: torch.Tensor, real: torch.Tensor, source_mask: 
     generated = (~pixel_mask(source_mask, patch_size)).expand_as(real).float()
     error = ((fakes - real).abs() * generated).sum(dim=(2, 3, 4)) / generated.sum(dim=(1, 2, 3)).clamp(min=1)
     return (error.min(dim=0).values * source_mask.float().mean(dim=1)).mean()
+
+
+def mismatched_reals(real: torch.Tensor, target_mask: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Real images whose T patches come from the next real image of the batch: S and T each real, together not.
+
+    real [B, C, H, W]; target_mask [B, L] bool. Image i keeps its own pixels outside T_i and takes image i + 1's
+    (the last takes the first's) on T_i.
+    """
+    on_target = pixel_mask(target_mask, patch_size).expand_as(real)
+    return torch.where(on_target, real.roll(1, dims=0), real)
+
+
+def mismatch_loss(mixed_on1: torch.Tensor, mixed_on2: torch.Tensor, source_mask: torch.Tensor,
+                  target_mask: torch.Tensor) -> torch.Tensor:
+    """D's loss for calling mismatched reals fake under both pairs (the matching-aware discriminator of Reed et
+    al. 2016, with S in the role of the text): D must judge whether T belongs with S, not only whether each looks
+    real. Each image is weighted by 4 |S| / L * |T| / L: 1 for half and half, 0 when S or T is empty (an empty S
+    leaves a wholly real image, which no D should call fake). Logits [B]; masks [B, L] bool (pair 1).
+    """
+    weight = 4 * source_mask.float().mean(dim=1) * target_mask.float().mean(dim=1)
+    return 0.5 * (weight * (F.softplus(mixed_on1) + F.softplus(mixed_on2))).mean()

@@ -1,6 +1,6 @@
-"""One BigLearn-GAN iteration (Alg. 2): a D update on J1+J2+J3 (+R1), then a G update on L1+L2+L3 (+MS).
+"""One BigLearn-GAN iteration (Alg. 2): a D update on J1+J2+J3 (+R1, MM), then a G update on L1+L2+L3 (+MS, LR, RC).
 
-Both pairs go through each network in one batched call (G on 2B images, D on 6B or 4B), which keeps shapes
+Both pairs go through each network in one batched call (G on 2B images, D on 6B, 8B or 4B), which keeps shapes
 static for torch.compile and lets DDP see exactly one forward per network per update.
 """
 from __future__ import annotations
@@ -15,14 +15,14 @@ from torch.profiler import record_function
 
 from biglearn.augment import color_augment
 from biglearn.config import TrainConfig
-from biglearn.losses import (discriminator_losses, generator_losses, latent_regression, mode_seeking, r1_penalty,
-                             source_reconstruction)
+from biglearn.losses import (discriminator_losses, generator_losses, latent_regression, mismatch_loss,
+                             mismatched_reals, mode_seeking, r1_penalty, source_reconstruction)
 from biglearn.patches import pixel_mask
 from biglearn.sampler import PairMasks, sample_pairs
 
-# MS: the mode-seeking ratio; LR: the latent-regression error |z_hat - z|; RC: the S-ratio-weighted L1 error on T
-# (each 0 when off)
-LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS", "LR", "RC")
+# MS: the mode-seeking ratio; LR: the latent-regression error |z_hat - z|; RC: the S-ratio-weighted L1 error on T;
+# MM: D's loss on mismatched reals (each 0 when off)
+LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS", "LR", "RC", "MM")
 # Profiler ranges of one iteration, in order: a profile then says which part limits the step. R1's own pass
 # (forward and first backward) is "R1"; its double backward runs inside "D backward + step".
 PHASES = ("G samples for D", "D forward", "R1", "D backward + step", "G and D forward for G", "G backward + step",
@@ -87,16 +87,26 @@ class TrainStep:
             for group in opt.param_groups:
                 group["lr"] = c.lr * lr_scale * group.get("lr_mult", 1.0)
 
-        # ---- D update: J1 + J2 + J3 (+ R1 every r1_every steps, scaled by r1_every)
+        # ---- D update: J1 + J2 + J3 (+ R1 every r1_every steps, scaled by r1_every; + MM on mismatched reals)
         z = torch.randn(2 * b, c.model.z_dim, device=self.device)
         with record_function(PHASES[0]), torch.no_grad(), self.autocast:
             fake1, fake2 = n.G_fast(real2, source12, z).chunk(2)
+        d_images = [real, real, fake1, fake1, fake2, fake2]
+        if c.mismatch_reals > 0:  # off (the paper's step)
+            mixed = mismatched_reals(real, m.target1, c.model.patch_size)
+            d_images += [mixed, mixed]
         with record_function(PHASES[1]), self.autocast:
             logits = self._discriminate(
-                n.D_train, torch.cat([real, real, fake1, fake1, fake2, fake2]),
-                torch.cat([m.source1, m.source2] * 3), torch.cat([m.target1, m.target2] * 3), b)
-        d_losses = discriminator_losses(*logits.chunk(6))
+                n.D_train, torch.cat(d_images), torch.cat([m.source1, m.source2] * (len(d_images) // 2)),
+                torch.cat([m.target1, m.target2] * (len(d_images) // 2)), b)
+        logits = logits.chunk(len(d_images))
+        d_losses = discriminator_losses(*logits[:6])
         d_total = d_losses["J1"] + d_losses["J2"] + d_losses["J3"]
+        if c.mismatch_reals > 0:
+            d_losses["MM"] = mismatch_loss(*logits[6:], m.source1, m.target1)
+            d_total = d_total + c.mismatch_reals * d_losses["MM"]
+        else:
+            d_losses["MM"] = torch.zeros((), device=self.device)
         if c.r1_gamma > 0 and step % c.r1_every == 0:
             # Pair 1 only (the paper's step), or both pairs in one pass over the reals twice
             r1_real, r1_source, r1_target = ((real2, source12, torch.cat([m.target1, m.target2])) if c.r1_both_pairs

@@ -1,7 +1,7 @@
 import torch
 
-from biglearn.losses import (discriminator_losses, generator_losses, latent_regression, mode_seeking, r1_penalty,
-                             source_reconstruction)
+from biglearn.losses import (discriminator_losses, generator_losses, latent_regression, mismatch_loss,
+                             mismatched_reals, mode_seeking, r1_penalty, source_reconstruction)
 
 
 def logits(*values):
@@ -111,3 +111,26 @@ def test_best_of_many_reconstruction_charges_only_the_closest_completion_of_each
     source_reconstruction(candidates, real, half, 4).backward()
     assert candidates.grad[0, 0].abs().sum() == 0 and candidates.grad[1, 0].abs().sum() > 0
     assert candidates.grad[0, 1].abs().sum() > 0 and candidates.grad[1, 1].abs().sum() == 0
+
+
+def test_mismatched_reals_take_t_from_the_next_image_and_keep_the_rest():
+    real = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 8, 8).clone()     # image i is all i
+    target = torch.tensor([[False, True, False, False], [False, False, False, False], [True, True, True, True]])
+    mixed = mismatched_reals(real, target, 4)
+    assert torch.equal(mixed[0, 0, :4, 4:], torch.full((4, 4), 2.0))        # T patch from image 2 (roll by one)
+    assert (mixed[0, 0, :4, :4] == 0).all() and (mixed[0, 0, 4:] == 0).all()  # the rest its own
+    assert torch.equal(mixed[1], real[1])                                     # no T: unchanged
+    assert (mixed[2] == 1).all()                                              # all T: wholly image 1
+
+
+def test_mismatch_loss_asks_d_to_call_half_and_half_chimeras_fake_and_spares_wholly_real_ones():
+    half_s = torch.tensor([[True, True, False, False]])
+    half_t = ~half_s
+    empty, full = torch.zeros(1, 4, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool)
+    zero = torch.zeros(1)
+    # half S, half T: weight 1, log 2 at zero logits; falls as D calls the chimera fake under both pairs
+    assert torch.isclose(mismatch_loss(zero, zero, half_s, half_t), torch.tensor(0.6931), atol=1e-4)
+    assert mismatch_loss(zero - 5, zero - 5, half_s, half_t) < mismatch_loss(zero, zero, half_s, half_t)
+    # S empty (T all from another image: a real image) or T empty (nothing mixed in): no loss at all
+    assert mismatch_loss(zero + 9, zero + 9, empty, full) == 0
+    assert mismatch_loss(zero + 9, zero + 9, full, empty) == 0

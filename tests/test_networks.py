@@ -102,6 +102,7 @@ def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation, d_arc
     cfg.model.d_arch = d_arch
     cfg.model.d_mbstd_group = 4 if d_arch == "conv" else 0
     cfg.source_reconstruction = 1.0 if d_arch == "conv" else 0.0
+    cfg.mismatch_reals = 1.0 if noise_modulation else 0.0
     torch.manual_seed(0)
     nets = build_networks(cfg, torch.device("cpu"), distributed=False)
     step = TrainStep(nets, cfg, torch.device("cpu"))
@@ -112,6 +113,7 @@ def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation, d_arc
         losses = step(data, i, 1.0, 0.99)
     assert torch.isfinite(losses).all()
     assert (losses[LOSS_NAMES.index("RC")] > 0) == (cfg.source_reconstruction > 0)
+    assert (losses[LOSS_NAMES.index("MM")] > 0) == (cfg.mismatch_reals > 0)
     for name, module in (("G", nets.G), ("D", nets.D)):
         for pname, p in module.named_parameters():
             assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}.{pname} got no gradient"

@@ -170,6 +170,7 @@ def test_a_dry_run_into_a_closed_pipe_exits_quietly():
     (["--set", "reconstruction_samples=2"], "needs source_reconstruction > 0"),
     (["--set", "reconstruction_samples=2", "--set", "source_reconstruction=1", "--set", "mode_seeking=1"],
      "mode_seeking 0"),
+    (["--set", "mismatch_reals=-1"], "mismatch_reals must not be negative"),
     (["--device", "banana"], "unknown device"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(flags, expected):
@@ -182,7 +183,7 @@ def test_bad_settings_are_refused_before_anything_runs(flags, expected):
 # at the end of training, so a gradient that skipped the all-reduce fails the run).
 @pytest.mark.parametrize("flags", [[], ["--set", "latent_dims=8", "--set", "latent_regress=1", "--set",
                                         "noise_modulation=true", "--set", "mapping_lr_mult=0.01",
-                                        "--set", "d_arch=conv"]],
+                                        "--set", "d_arch=conv", "--set", "mismatch_reals=1"]],
                          ids=["paper-step", "additions"])
 def test_torchrun_two_processes_on_cpu(tmp_path, mnist_npz, flags):
     out = tmp_path / "ddp"

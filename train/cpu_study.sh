@@ -34,6 +34,9 @@ VARIANTS=(
   "latent4-batch32-recon3|--set latent_dims=16 --set latent_regress=4 --set batch=32 --set source_reconstruction=3"
   "latent1-batch32-recon2|$LATENT --set batch=32 --set source_reconstruction=2"
   "latent1-batch32-recon10-best4|$LATENT --set batch=32 --set source_reconstruction=10 --set reconstruction_samples=4"
+  "latent1-batch32-recon30-best4|$LATENT --set batch=32 --set source_reconstruction=30 --set reconstruction_samples=4"
+  "latent1-batch32-recon20-best2|$LATENT --set batch=32 --set source_reconstruction=20 --set reconstruction_samples=2"
+  "latent1-batch32-mismatch1|$LATENT --set batch=32 --set mismatch_reals=1"
 )
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for seed in $SEEDS; do
