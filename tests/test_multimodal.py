@@ -105,9 +105,11 @@ def test_bad_requests_get_clear_errors(shipped, test_digits, call, message):
         call(shipped, test_digits[0][:2])
 
 
-def test_guided_sampling_draws_from_the_guided_logits_of_both_orders(shipped, monkeypatch):
+@pytest.mark.parametrize("joint_only", [False, True], ids=["y-given-in-some-rows", "joint-rows-only"])
+def test_guided_sampling_draws_from_the_guided_logits_of_both_orders(shipped, monkeypatch, joint_only):
     """Every draw with guidance w sees cond + w (cond - uncond): cond from the sampled order, uncond from the same
-    order with y moved last, both recomputed here by full (uncached) passes over the finished tokens."""
+    order with y moved last, both recomputed here by full (uncached) passes over the finished tokens. With joint
+    rows only, the twins join late (at the first y drawn) from a copy of the rows' cache."""
     drawn_from, orders = [], []
     draw, pairs = DigitsModel._draw, model_module.pairs_from_sources
     monkeypatch.setattr(DigitsModel, "_draw", staticmethod(lambda logits, *a: drawn_from.append(logits) or
@@ -116,15 +118,18 @@ def test_guided_sampling_draws_from_the_guided_logits_of_both_orders(shipped, mo
                         orders[-1])
     weight, labels = 1.5, torch.tensor([3, 8, 0])
     is_source = torch.zeros(3, 50, dtype=torch.bool)
-    is_source[:2, 0] = True                     # y given in rows 0 and 1; row 2 draws it on its way (joint)
-    is_source[1, 1:15] = True                   # row 1 completes the top two token rows of a digit
+    if not joint_only:
+        is_source[:2, 0] = True                 # y given in rows 0 and 1; row 2 draws it on its way (joint)
+        is_source[1, 1:15] = True               # row 1 completes the top two token rows of a digit
     start = shipped._sequence(torch.randint(0, shipped.cfg.codebook_size, (3, 49)), labels)
     finished = shipped.fill(start, is_source, temperature=0, seed=0, guidance=weight)
     assert torch.equal(finished[is_source], start[is_source])
     order, num_source = orders[0]
     label_index = (order == 0).long().argmax(dim=1)
     twin, twin_num_source = model_module.without_label_until_last(order, num_source, label_index)
-    assert (twin[:, -1] == 0).all() and twin_num_source.tolist() == [0, 14, 0]
+    assert (twin[:, -1] == 0).all() and twin_num_source.tolist() == ([0] * 3 if joint_only else [0, 14, 0])
+    if joint_only:  # the seed puts every y past the first few draws, so the late start is exercised
+        assert int(label_index.min()) > 3
     assert len(drawn_from) == 50 - int(num_source.min())
     rows = torch.arange(3)
     with torch.no_grad():

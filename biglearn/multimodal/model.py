@@ -152,17 +152,27 @@ class DigitsModel(SourceMasks):
         batch, length = tokens.shape
         rows = torch.arange(batch, device=self.device)
         label_index = (sequence == LABEL).long().argmax(dim=1)        # where y stands in each row's order
-        # The transformer's rows: the B rows, and with guidance their B twins after them (same tokens)
+        # The transformer's rows: the B rows, and with guidance their B twins after them (same tokens). Until a
+        # row's y is known its twin holds the same prefix and gives the same logits, so the twins join only at the
+        # first step that needs one, taking a copy of the rows' cache: a joint digit runs one row until y is drawn.
         work = (tokens, sequence, num_source)
+        twins_from = length
         if guidance:
             twin_sequence, twin_num_source = without_label_until_last(sequence, num_source, label_index)
-            work = (tokens.repeat(2, 1), torch.cat([sequence, twin_sequence]), torch.cat([num_source, twin_num_source]))
+            twin_orders = (torch.cat([sequence, twin_sequence]), torch.cat([num_source, twin_num_source]))
+            twins_from = int((label_index - num_source + 1).clamp(min=0).min())
+            if twins_from == 0:
+                work = (tokens.repeat(2, 1), *twin_orders)
         logits, cache = self.transformer.prefill(*work)
         for k in range(length - int(num_source.min())):
             slot = num_source + k
             active = slot < length
             slot = slot.clamp(max=length - 1)   # a finished row recomputes its last slot: same cache entry
-            if guidance:
+            if 0 < k == twins_from:
+                work = (work[0].repeat(2, 1), *twin_orders)
+                cache = [(keys.repeat(2, 1, 1, 1), values.repeat(2, 1, 1, 1)) for keys, values in cache]
+            twins = k >= twins_from
+            if twins:
                 # The twin lags one slot once its order has passed y's place (y is last in it); while the row
                 # draws y the twin computes its next slot early, which the next step recomputes.
                 work_slot = torch.cat([slot, slot - (label_index < slot).long()])
@@ -170,7 +180,7 @@ class DigitsModel(SourceMasks):
                 work_slot = slot
             if k:
                 logits = self.transformer.extend(*work, work_slot, cache)
-            if guidance:
+            if twins:
                 logits = guided(*logits.chunk(2), guidance, drawing_label=label_index == slot)
             draw = self._draw(logits, temperature, generator)
             position = sequence[rows, slot]
