@@ -160,8 +160,8 @@ COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 
 
 def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], path: Path, *, title: str,
               xlabel: str, ylabel: str, width: int = 640, plot_height: int = 360) -> None:
-    """A plain PIL line chart: one coloured line with dots per series, ticks at the x values (up to 12),
-    5 y ticks, and a legend in a band under the axes so it never hides a line."""
+    """A plain PIL line chart: one coloured line with dots per series, round ticks (`nice_ticks`),
+    and a legend in a band under the axes so it never hides a line."""
     left, right, top, bottom = 70, 20, 36, 44
     height = plot_height + 14 * len(series) + 8
     image = Image.new("RGB", (width, height), "white")
@@ -182,11 +182,12 @@ def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], path: 
                 axis_bottom - (y - y0) / (y1 - y0) * (axis_bottom - top))
 
     draw.rectangle([left, top, width - right, axis_bottom], outline="black")
-    for xv in xs if len(xs) <= 12 else np.linspace(x0, x1, 5):
+    for xv in nice_ticks(x0, x1):
         px, _ = to_px(xv, y0)
         draw.line([px, axis_bottom, px, axis_bottom + 4], fill="black")
-        draw.text((px - 8, axis_bottom + 6), f"{xv:.2g}", fill="black", font=font)
-    for yv in np.linspace(y0, y1, 5):
+        label = f"{xv:g}"
+        draw.text((px - 3 * len(label), axis_bottom + 6), label, fill="black", font=font)
+    for yv in nice_ticks(y0, y1, most=6):
         _, py = to_px(x0, yv)
         draw.line([left - 4, py, left, py], fill="black")
         draw.text((4, py - 6), f"{yv:.3g}", fill="black", font=font)
@@ -205,6 +206,18 @@ def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], path: 
         draw.text((left + 26, ly), name, fill="black", font=font)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
+
+
+def nice_ticks(low: float, high: float, most: int = 8) -> list[float]:
+    """Tick values in [low, high] at a step of 1, 2 or 5 times a power of ten, at most `most` of them: labels
+    like 0, 20, 40 ... that never crowd each other, where ticks at the data's own x values (70 and 71) would."""
+    span = high - low
+    if span <= 0:
+        return [low]
+    magnitude = 10.0 ** np.floor(np.log10(span / most))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if span / (m * magnitude) <= most)
+    first = np.ceil(low / step - 1e-9) * step
+    return [float(round(v, 10)) + 0.0 for v in np.arange(first, high + step * 1e-9, step)]  # + 0.0: no "-0"
 
 
 def save_sheet(array: np.ndarray, folder: Path, name: str) -> str:

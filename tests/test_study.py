@@ -1,6 +1,9 @@
 """The recipe-study table: snapshot measures of several runs at fixed kimg marks."""
 import json
 
+import pytest
+
+from biglearn.figures import nice_ticks
 from biglearn.study import main, plot_run
 
 
@@ -29,3 +32,16 @@ def test_study_tabulates_each_run_at_each_mark(tmp_path, capsys):
 def test_study_without_runs_says_so(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "no run folders" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("low,high,expected", [
+    (10.08, 110.9, [20, 40, 60, 80, 100]),     # snapshots at 10.08 ... 110.9 kimg: round marks, none crowded
+    (0, 1, [0, 0.2, 0.4, 0.6, 0.8, 1]),
+    (-0.0001, 0.35, [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35]),
+    (0, 3000, [0, 500, 1000, 1500, 2000, 2500, 3000]),
+    (5, 5, [5]),
+])
+def test_plot_ticks_are_round_and_few(low, high, expected):
+    ticks = nice_ticks(low, high)
+    assert ticks == pytest.approx(expected) and len(ticks) <= 8
+    assert all(str(t) != "-0.0" for t in ticks)
