@@ -283,7 +283,7 @@ class Studio(MixHandlers):
 
 def sweep_outputs(columns: np.ndarray, mode: str, seed: int) -> dict:
     """The sweep panel's strip, animation, downloads and status (also the `/sweep` endpoint's)."""
-    factor = max(1, 128 // columns.shape[1])  # 64 px models x2, 32 px x4
+    factor = max(1, 128 // columns.shape[1])  # 64 px models x2, 28-32 px x4
     strip = ops.sweep_strip(columns).repeat(factor, axis=0).repeat(factor, axis=1)
     frames = [render.labelled(col, label) for col, label in zip(columns, ops.sweep_labels())]
     png = render.save_png(strip, f"sweep-{mode}-seed{seed}")
