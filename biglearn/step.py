@@ -95,10 +95,10 @@ class TrainStep:
         if c.mismatch_reals > 0:  # off (the paper's step)
             mixed = mismatched_reals(real, m.target1, c.model.patch_size)
             d_images += [mixed, mixed]
+        chunks = len(d_images) // 2  # each chunk of B images judged under pair 1, then under pair 2
         with record_function(PHASES[1]), self.autocast:
-            logits = self._discriminate(
-                n.D_train, torch.cat(d_images), torch.cat([m.source1, m.source2] * (len(d_images) // 2)),
-                torch.cat([m.target1, m.target2] * (len(d_images) // 2)), b)
+            logits = self._discriminate(n.D_train, torch.cat(d_images), torch.cat([m.source1, m.source2] * chunks),
+                                        torch.cat([m.target1, m.target2] * chunks), b)
         logits = logits.chunk(len(d_images))
         d_losses = discriminator_losses(*logits[:6])
         d_total = d_losses["J1"] + d_losses["J2"] + d_losses["J3"]
