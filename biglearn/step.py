@@ -70,22 +70,50 @@ class TrainStep:
                             comm_beta=c.comm_beta, raster_prob=c.raster_prob, device=self.device,
                             group=c.model.d_mbstd_group if c.group_masks else 1)
 
-    def __call__(self, real_u8: torch.Tensor, step: int, lr_scale: float, ema_beta: float) -> torch.Tensor:
-        """Run one iteration on a local batch of uint8 images; returns the detached losses in LOSS_NAMES order."""
+    def _begin(self, real_u8: torch.Tensor, lr_scale: float) -> torch.Tensor:
+        """Set both optimizers' learning rates; -> the batch as floats in [-1, 1] (flipped where xflip says)."""
         c, n = self.cfg, self.nets
         if self.cuda_graphs:  # the previous step's graph outputs may now be overwritten
             torch.compiler.cudagraph_mark_step_begin()
         real = real_u8.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
-        b = real.shape[0]
         if c.xflip:
-            flip = torch.rand(b, 1, 1, 1, device=self.device) < 0.5
+            flip = torch.rand(real.shape[0], 1, 1, 1, device=self.device) < 0.5
             real = torch.where(flip, real.flip(3), real)
-        m = self.sample_masks(b)
-        source12 = torch.cat([m.source1, m.source2])
-        real2 = torch.cat([real, real])
         for opt in (n.opt_g, n.opt_d):
             for group in opt.param_groups:
                 group["lr"] = c.lr * lr_scale * group.get("lr_mult", 1.0)
+        return real
+
+    def pretrain_l1(self, real_u8: torch.Tensor, lr_scale: float, ema_beta: float) -> torch.Tensor:
+        """One G update on the L1 error of T (pretrain_l1_kimg), plus latent regression where it is on: S at a
+        uniform S-ratio, no D. Returns the losses in LOSS_NAMES order: RC (and LR) set, the GAN terms 0."""
+        n = self.nets
+        real = self._begin(real_u8, lr_scale)
+        source = sample_pairs(real.shape[0], self.cfg.model.num_patches, source_beta=(1.0, 1.0),
+                              raster_prob=self.cfg.raster_prob, device=self.device).source1
+        z = torch.randn(real.shape[0], self.cfg.model.z_dim, device=self.device)
+        with record_function(PHASES[4]), self.autocast:
+            fake = n.G_train(real, source, z)
+        losses = dict.fromkeys(LOSS_NAMES, torch.zeros((), device=self.device))
+        losses["RC"] = source_reconstruction(fake.float(), real, source, self.cfg.model.patch_size)
+        total = losses["RC"]
+        if self.cfg.latent_regress > 0:  # z stays readable from the start (and, under DDP, every weight of G is used)
+            losses["LR"] = latent_regression(n.G.latent_regressor, fake.float(), z, source)
+            total = total + self.cfg.latent_regress * losses["LR"]
+        with record_function(PHASES[5]):
+            self._update(n.G, n.opt_g, total)
+        with record_function(PHASES[6]):
+            update_ema(n.G_ema, n.G, ema_beta)
+        return torch.stack([losses[k].detach().float() for k in LOSS_NAMES])
+
+    def __call__(self, real_u8: torch.Tensor, step: int, lr_scale: float, ema_beta: float) -> torch.Tensor:
+        """Run one iteration on a local batch of uint8 images; returns the detached losses in LOSS_NAMES order."""
+        c, n = self.cfg, self.nets
+        real = self._begin(real_u8, lr_scale)
+        b = real.shape[0]
+        m = self.sample_masks(b)
+        source12 = torch.cat([m.source1, m.source2])
+        real2 = torch.cat([real, real])
 
         # ---- D update: J1 + J2 + J3 (+ R1 every r1_every steps, scaled by r1_every; + MM on mismatched reals)
         z = torch.randn(2 * b, c.model.z_dim, device=self.device)

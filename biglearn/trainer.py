@@ -147,8 +147,10 @@ def save(nets: Networks, cfg: TrainConfig, progress: Progress, run_dir: Path, de
 def status_line(record: dict, total_kimg: float, eta: float) -> str:
     d = record["J1"] + record["J2"] + record["J3"]
     g = record["L1"] + record["L2"] + record["L3"]
-    return (f"kimg {record['kimg']:8.2f}/{total_kimg:g} | {record['img_per_s']:7.1f} img/s | "
-            f"D {d:.3f} (J3 {record['J3']:.3f}) R1 {record['R1']:.3f} | G {g:.3f} (L3 {record['L3']:.3f}) | "
+    # A GAN loss is never exactly 0: such a tick was all L1 pretraining (pretrain_l1_kimg), with no D
+    gan = ("L1 pretraining of G, no D | " if d == g == 0 else
+           f"D {d:.3f} (J3 {record['J3']:.3f}) R1 {record['R1']:.3f} | G {g:.3f} (L3 {record['L3']:.3f}) | ")
+    return (f"kimg {record['kimg']:8.2f}/{total_kimg:g} | {record['img_per_s']:7.1f} img/s | " + gan
             + (f"MS {record['MS']:.3f} | " if record.get("MS") else "")
             + "".join(f"{name} {record[name]:.3f} | " for name in ("LR", "RC", "MM") if record.get(name))
             + snapshot_text(record)
@@ -223,7 +225,10 @@ def train(cfg: TrainConfig) -> Path:
                 ema_images = min(ema_images, progress.images_seen * cfg.ema_rampup)
             ema_beta = 0.5 ** (cfg.batch / max(ema_images, 1e-8))
             index = torch.randint(len(images), (local_batch,), device=device)
-            loss_sum += step_fn(images[index], progress.step, lr_scale, ema_beta)
+            if progress.images_seen < cfg.pretrain_l1_kimg * 1000:
+                loss_sum += step_fn.pretrain_l1(images[index], lr_scale, ema_beta)
+            else:
+                loss_sum += step_fn(images[index], progress.step, lr_scale, ema_beta)
             loss_steps += 1
             progress.step += 1
             progress.images_seen += cfg.batch

@@ -119,6 +119,29 @@ def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation, d_arc
             assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}.{pname} got no gradient"
 
 
+def test_l1_pretraining_fits_g_to_the_hidden_pixels_and_leaves_d_alone():
+    cfg = dataclasses.replace(tiny("mnist"), batch=16, pretrain_l1_kimg=1.0, latent_regress=1.0)
+    cfg.model.latent_dims = 8
+    torch.manual_seed(0)
+    nets = build_networks(cfg, torch.device("cpu"), distributed=False)
+    step = TrainStep(nets, cfg, torch.device("cpu"))
+    d_before = {k: v.clone() for k, v in nets.D.state_dict().items()}
+    g_before = {k: v.clone() for k, v in nets.G.state_dict().items()}
+    data = torch.randint(0, 256, (16, 1, 16, 16), dtype=torch.uint8)
+    errors = []
+    for _ in range(40):
+        losses = step.pretrain_l1(data, 1.0, 0.99)
+        errors.append(losses[LOSS_NAMES.index("RC")].item())
+    gan_terms = [LOSS_NAMES.index(k) for k in ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS", "MM")]
+    assert (losses[gan_terms] == 0).all() and losses[LOSS_NAMES.index("LR")] > 0
+    assert sum(errors[-5:]) < 0.8 * sum(errors[:5]), errors  # G learns the batch's hidden pixels
+    assert all(torch.equal(v, d_before[k]) for k, v in nets.D.state_dict().items())
+    assert all(p.grad is None for p in nets.D.parameters())
+    regressor = {k for k in g_before if k.startswith("latent_regressor.")}
+    assert regressor and all(not torch.equal(nets.G.state_dict()[k], g_before[k]) for k in regressor
+                             if k.endswith("weight"))
+
+
 def test_completer_contract():
     cfg = tiny("mnist").model
     completer = Completer(Generator(cfg), "cpu")

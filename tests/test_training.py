@@ -57,6 +57,20 @@ def test_mnist_run_writes_every_artefact(tmp_path, mnist_npz):
     assert completer.cfg.image_size == 16 and completer.cfg.channels == 1
 
 
+def test_l1_pretraining_comes_first_then_the_gan(tmp_path, mnist_npz):
+    out = tmp_path / "run"
+    result = run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(out), "--kimg", "0.064",
+                     "--set", "pretrain_l1_kimg=0.032")
+    assert result.returncode == 0, result.stderr
+    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
+    before = [row for row in stats if row["kimg"] <= 0.032]
+    after = [row for row in stats if row["kimg"] > 0.032]
+    assert before and after
+    assert all(row["RC"] > 0 and row["J1"] == row["L1"] == 0 for row in before)
+    assert all(row["RC"] == 0 and row["J1"] > 0 and row["L1"] > 0 for row in after)
+    assert "RC " in result.stdout and "L1 pretraining of G, no D" in result.stdout
+
+
 def test_celeba_run_reads_tar_shards(tmp_path, celeba_dir):
     out = tmp_path / "faces"
     result = run_cli("train_celeba.py", "--preset", "tiny", "--set", "limit_images=64", "--data", str(celeba_dir),
@@ -171,6 +185,7 @@ def test_a_dry_run_into_a_closed_pipe_exits_quietly():
     (["--set", "reconstruction_samples=2", "--set", "source_reconstruction=1", "--set", "mode_seeking=1"],
      "mode_seeking 0"),
     (["--set", "mismatch_reals=-1"], "mismatch_reals must not be negative"),
+    (["--set", "pretrain_l1_kimg=-1"], "pretrain_l1_kimg must not be negative"),
     (["--device", "banana"], "unknown device"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(flags, expected):
@@ -183,7 +198,8 @@ def test_bad_settings_are_refused_before_anything_runs(flags, expected):
 # at the end of training, so a gradient that skipped the all-reduce fails the run).
 @pytest.mark.parametrize("flags", [[], ["--set", "latent_dims=8", "--set", "latent_regress=1", "--set",
                                         "noise_modulation=true", "--set", "mapping_lr_mult=0.01",
-                                        "--set", "d_arch=conv", "--set", "mismatch_reals=1"]],
+                                        "--set", "d_arch=conv", "--set", "mismatch_reals=1",
+                                        "--set", "pretrain_l1_kimg=0.016"]],
                          ids=["paper-step", "additions"])
 def test_torchrun_two_processes_on_cpu(tmp_path, mnist_npz, flags):
     out = tmp_path / "ddp"
