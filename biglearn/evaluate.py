@@ -149,9 +149,9 @@ def evaluate_mnist(completer: Completer, cfg: EvalConfig, ref: ImageSet, second:
     feats_joint, probs_joint = classifier.embed(joint)
     kid_joint, kid_second = (kernel_inception_distance(f, feats_ref, seed=cfg.seed) for f in (feats_joint,
                                                                                                feats_second))
-    agreement = {mode: [(classifier.predict_proba(completions(completer, second.images, mode, i, cfg)).argmax(1)
-                         == second.labels).float().mean().item() for i in range(len(cfg.ratios))]
-                 for mode in MODES}
+    reads = {mode: [classifier.predict_proba(completions(completer, second.images, mode, i, cfg)).argmax(1)
+                    for i in range(len(cfg.ratios))] for mode in MODES}
+    agreement = {mode: [(read == second.labels).float().mean().item() for read in reads[mode]] for mode in MODES}
     return {
         "classifier": {"name": cfg.classifier, "test_accuracy": meta.get("test_accuracy"),
                        "accuracy_on_second_set": (probs_second.argmax(1) == second.labels).float().mean().item()},
@@ -161,7 +161,18 @@ def evaluate_mnist(completer: Completer, cfg: EvalConfig, ref: ImageSet, second:
                        "kid_std": kid_second[1], **class_coverage(probs_second)},
         "agreement": agreement,
         "agreement_references": reference_agreement(completer, cfg, second, classifier),
+        **({"at_half": digit_breakdown(reads["random"][cfg.ratios.index(0.5)], second.labels)}
+           if 0.5 in cfg.ratios else {}),
     }
+
+
+def digit_breakdown(read: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Which digits a completion loses: agreement per true digit (None where the set has none), and the share of
+    completions the classifier reads as each digit (a digit G over-draws reads above its share of the set)."""
+    return {"agreement_by_digit": [(read[labels == d] == d).float().mean().item() if (labels == d).any() else None
+                                   for d in range(10)],
+            "read_as": [(read == d).float().mean().item() for d in range(10)],
+            "true_share": [(labels == d).float().mean().item() for d in range(10)]}
 
 
 def gaussian_baseline(images: torch.Tensor, seed: int) -> torch.Tensor:

@@ -35,6 +35,12 @@ def _mnist_section(metrics: dict) -> list[str]:
         lines += ["", "The last rows complete the same S without a model: S alone with T black, and T copied from the "
                   "training image nearest on S (metrics/nearest.py); a model below the latter has not learnt to "
                   "continue the strokes it is shown."]
+    if "at_half" in m:
+        half = m["at_half"]
+        lines += ["", "By digit, random S at r = 0.5 (which digits the completions lose, and what they become):", ""]
+        lines += markdown_table(["digit"] + [str(d) for d in range(10)],
+                                [["agreement"] + ["-" if v is None else v for v in half["agreement_by_digit"]],
+                                 ["share read as it"] + half["read_as"], ["share of the set"] + half["true_share"]])
     return lines + [""]
 
 

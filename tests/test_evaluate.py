@@ -83,6 +83,13 @@ def test_mnist_end_to_end_from_the_command_line(checkpoints, tmp_path, capsys):
     assert references["source_only"]["random"][0] < 0.5
     assert references["nearest_training_image"]["random"][-1] > 0.8
     assert "no model: nearest training digit" in (out / "report.md").read_text()
+    # the r = 0.5 cell by digit: its counts add up to the overall agreement, the shares to 1
+    half, labels = m["at_half"], torch.tensor(m["at_half"]["true_share"])
+    by_digit = torch.tensor([v or 0.0 for v in half["agreement_by_digit"]])
+    at_half = m["agreement"]["random"][metrics["ratios"].index(0.5)]
+    assert (by_digit * labels).sum().item() == pytest.approx(at_half, abs=1e-6)
+    assert sum(half["read_as"]) == pytest.approx(1.0) and sum(half["true_share"]) == pytest.approx(1.0)
+    assert "By digit, random S at r = 0.5" in (out / "report.md").read_text()
     # Two real sets judged by a 99% classifier: the real floor is confident and covers the digits.
     assert m["real_floor"]["mean_max_prob"] > 0.9 and m["classifier"]["accuracy_on_second_set"] > 0.85
     files = {f["file"] for f in metrics["figures"]}
