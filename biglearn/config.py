@@ -168,7 +168,8 @@ class TrainConfig:
         check_values(self, ("lr", "eps", "kimg", "tick_kimg", "ema_kimg"), lambda v: v > 0, "must be positive")
         check_values(self, ("weight_decay", "warmup_epochs", "grad_clip", "r1_gamma", "ema_rampup", "mode_seeking",
                             "latent_regress", "source_reconstruction", "mismatch_reals", "pretrain_l1_kimg",
-                            "snapshot_samples", "max_minutes", "limit_images"), lambda v: v >= 0, "must not be negative")
+                            "snapshot_samples", "max_minutes", "limit_images"),
+                     lambda v: v >= 0, "must not be negative")
         check_values(self, ("mapping_lr_mult",), lambda v: v > 0, "must be positive")
         if (self.latent_regress > 0) != (self.model.latent_dims > 0):
             raise ValueError("latent_regress and latent_dims go together: set both (a weight and how many noise "

@@ -45,6 +45,15 @@ def _subset(pool: torch.Tensor, ratio: torch.Tensor, raster: torch.Tensor, *, mi
     return count_to_mask(count, scores) & pool
 
 
+def sample_sources(batch: int, num_patches: int, *, source_beta=(0.5, 3.0), raster_prob: float = 0.0,
+                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """S1 alone: (source masks [B, L], which rows took the raster-order initial portion [B]); never all of L."""
+    device = torch.device(device)
+    everything = torch.ones(batch, num_patches, dtype=torch.bool, device=device)
+    raster = torch.rand(batch, device=device) < raster_prob
+    return _subset(everything, _beta(source_beta, batch, device), raster, min_left=1), raster
+
+
 def sample_pairs(batch: int, num_patches: int, *, source_beta=(0.5, 3.0), target_beta=(3.0, 0.5),
                  comm_beta=(0.5, 3.0), raster_prob: float = 0.0, device: torch.device | str = "cpu",
                  group: int = 1) -> PairMasks:
@@ -59,9 +68,8 @@ def sample_pairs(batch: int, num_patches: int, *, source_beta=(0.5, 3.0), target
                          comm_beta=comm_beta, raster_prob=raster_prob, device=device)
         return PairMasks(*(getattr(m, f.name).repeat_interleave(group, dim=0) for f in fields(m)))
     device = torch.device(device)
-    everything = torch.ones(batch, num_patches, dtype=torch.bool, device=device)
-    raster = torch.rand(batch, device=device) < raster_prob
-    source1 = _subset(everything, _beta(source_beta, batch, device), raster, min_left=1)
+    source1, raster = sample_sources(batch, num_patches, source_beta=source_beta, raster_prob=raster_prob,
+                                     device=device)
     rest = ~source1
     # T1 is a random subset of L \ S1 with at least one patch.
     t_count = (_beta(target_beta, batch, device) * rest.sum(dim=1)).round().long().clamp(min=1)

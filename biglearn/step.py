@@ -18,7 +18,7 @@ from biglearn.config import TrainConfig
 from biglearn.losses import (discriminator_losses, generator_losses, latent_regression, mismatch_loss,
                              mismatched_reals, mode_seeking, r1_penalty, source_reconstruction)
 from biglearn.patches import pixel_mask
-from biglearn.sampler import PairMasks, sample_pairs
+from biglearn.sampler import PairMasks, sample_pairs, sample_sources
 
 # MS: the mode-seeking ratio; LR: the latent-regression error |z_hat - z|; RC: the S-ratio-weighted L1 error on T;
 # MM: D's loss on mismatched reals (each 0 when off)
@@ -89,8 +89,8 @@ class TrainStep:
         uniform S-ratio, no D. Returns the losses in LOSS_NAMES order: RC (and LR) set, the GAN terms 0."""
         n = self.nets
         real = self._begin(real_u8, lr_scale)
-        source = sample_pairs(real.shape[0], self.cfg.model.num_patches, source_beta=(1.0, 1.0),
-                              raster_prob=self.cfg.raster_prob, device=self.device).source1
+        source, _ = sample_sources(real.shape[0], self.cfg.model.num_patches, source_beta=(1.0, 1.0),
+                                   raster_prob=self.cfg.raster_prob, device=self.device)
         z = torch.randn(real.shape[0], self.cfg.model.z_dim, device=self.device)
         with record_function(PHASES[4]), self.autocast:
             fake = n.G_train(real, source, z)
