@@ -29,6 +29,7 @@ from torch.profiler import ProfilerActivity
 from torch.profiler import profile as profile_ops
 from torch.utils.flop_counter import FlopCounterMode
 
+from biglearn.cli import free_distributed_networks
 from biglearn.config import TrainConfig, apply_overrides, check_batch, preset
 from biglearn.inference import PRECISIONS, Completer, resolve_device
 from biglearn.multimodal.model import DigitsModel
@@ -69,6 +70,7 @@ def single_process_group(device: torch.device):
             yield
         finally:
             dist.destroy_process_group()
+            free_distributed_networks()
 
 
 def time_training(cfg: TrainConfig, device: torch.device, warmup: int, iters: int, *, distributed: bool = False,

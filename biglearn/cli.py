@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -67,4 +68,17 @@ def run_training(train, cfg, dry_run: bool) -> int:
     except (DataError, CheckpointError, TrainingDiverged) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        free_distributed_networks()
     return 0
+
+
+def free_distributed_networks() -> None:
+    """Free the finished run's networks while the interpreter is still whole.
+
+    A DDP wrapper keeps its process group, and gloo's worker threads, alive until it is freed, and the networks sit in
+    reference cycles, so without this they are freed at interpreter shutdown: a worker that then releases a tensor
+    asks for the GIL, Python ends that thread, and the process aborts ("terminate called without an active
+    exception", 1 run in 10 of a two-rank DDP script that exits this way, 0 in 40 after a collection).
+    """
+    gc.collect()

@@ -53,6 +53,9 @@ class ModelConfig:
     # "vit": the paper's ViT discriminator (App. C). "conv": beyond the paper, a small conv net with S/T indicator
     # maps (nn/conv_discriminator.py) that sees the speckle and broken strokes the ViT D lets through at CPU scale.
     d_arch: str = "vit"
+    # Beyond the paper: 2 adds a second D of the same arch on the image pooled 2x (pix2pixHD's multi-scale D;
+    # nn/multiscale_discriminator.py), whose verdict cannot rest on speckle. 1 = one D (paper).
+    d_scales: int = 1
 
     @property
     def grid(self) -> int:
@@ -78,6 +81,11 @@ class ModelConfig:
             raise ValueError(f"latent_dims {self.latent_dims} exceeds z_dim {self.z_dim}")
         if self.d_arch not in D_ARCHS:
             raise ValueError(f"d_arch must be one of {D_ARCHS}, got {self.d_arch!r}")
+        if self.d_scales not in (1, 2):
+            raise ValueError(f"d_scales must be 1 or 2, got {self.d_scales}")
+        if self.d_scales == 2 and (self.patch_size % 2 or self.image_size % 2):
+            raise ValueError(f"d_scales=2 pools the image 2x and halves the patches: image_size {self.image_size} "
+                             f"and patch_size {self.patch_size} must be even")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
 

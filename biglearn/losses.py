@@ -108,7 +108,8 @@ def mismatch_loss(mixed_on1: torch.Tensor, mixed_on2: torch.Tensor, source_mask:
     """D's loss for calling mismatched reals fake under both pairs (the matching-aware discriminator of Reed et
     al. 2016, with S in the role of the text): D must judge whether T belongs with S, not only whether each looks
     real. Each image is weighted by 4 |S| / L * |T| / L: 1 for half and half, 0 when S or T is empty (an empty S
-    leaves a wholly real image, which no D should call fake). Logits [B]; masks [B, L] bool (pair 1).
+    leaves a wholly real image, which no D should call fake). Logits [B], or [B, scales]; masks [B, L] bool (pair 1).
     """
     weight = 4 * source_mask.float().mean(dim=1) * target_mask.float().mean(dim=1)
+    weight = weight.reshape(-1, *[1] * (mixed_on1.dim() - 1))
     return 0.5 * (weight * (F.softplus(mixed_on1) + F.softplus(mixed_on2))).mean()

@@ -21,6 +21,7 @@ from biglearn.inference import Completer, resolve_device
 from biglearn.metrics.snapshot import load_judge, probe_images, snapshot_metrics
 from biglearn.nn.conv_discriminator import ConvDiscriminator
 from biglearn.nn.discriminator import Discriminator
+from biglearn.nn.multiscale_discriminator import MultiScaleDiscriminator
 from biglearn.nn.generator import Generator
 from biglearn.progress import Progress, Reporter, StopRequest, TrainingDiverged, format_eta, past_time_limit
 from biglearn.sheets import write_training_sheets
@@ -42,7 +43,8 @@ def setup_distributed(cfg: TrainConfig) -> tuple[torch.device, int, int]:
 
 def build_networks(cfg: TrainConfig, device: torch.device, distributed: bool) -> Networks:
     discriminator = ConvDiscriminator if cfg.model.d_arch == "conv" else Discriminator
-    G, D = Generator(cfg.model).to(device), discriminator(cfg.model).to(device)
+    D = MultiScaleDiscriminator(cfg.model, discriminator) if cfg.model.d_scales == 2 else discriminator(cfg.model)
+    G, D = Generator(cfg.model).to(device), D.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     fused = device.type == "cuda"
     opt_args = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused)
@@ -283,10 +285,8 @@ def train(cfg: TrainConfig) -> Path:
                     print(f"stopping {why}; resume with --resume auto", flush=True)
                 break
         if distributed:
-            # Leave together, and only after rank 0's last snapshot. Gloo's worker threads release a collective's
-            # tensors after the caller has moved on, and releasing a tensor that Python has seen takes the GIL: a
-            # rank that reached interpreter shutdown first was aborted ("terminate called without an active
-            # exception", about 1 run in 20 of the torchrun test). Waiting here hands them the GIL in time.
+            # Leave together, and only after rank 0's last snapshot (the networks are then freed by the caller:
+            # cli.free_distributed_networks).
             dist.barrier()
             check_ranks_agree(nets, device)
     finally:

@@ -9,6 +9,7 @@ from biglearn.inference import Completer
 from biglearn.nn.conv_discriminator import ConvDiscriminator
 from biglearn.nn.discriminator import Discriminator
 from biglearn.nn.generator import Generator
+from biglearn.nn.multiscale_discriminator import MultiScaleDiscriminator
 from biglearn.nn.vit import Block, take_rows
 from biglearn.patches import pixel_mask
 from biglearn.sampler import sample_pairs
@@ -94,12 +95,39 @@ def test_conv_minibatch_std_compares_images_within_a_group_only():
         D._add_minibatch_std(x[:3])
 
 
-@pytest.mark.parametrize("noise_modulation,d_arch", [(False, "vit"), (True, "vit"), (False, "conv")],
-                         ids=["paper", "noise-modulation", "conv-discriminator"])
-def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation, d_arch):
+@pytest.mark.parametrize("d_arch", ["vit", "conv"])
+def test_the_coarse_discriminator_sees_the_image_pooled_and_the_fine_one_every_pixel(d_arch):
+    cfg = dataclasses.replace(tiny().model, d_arch=d_arch, d_scales=2, d_mbstd_group=2)
+    torch.manual_seed(0)
+    D = MultiScaleDiscriminator(cfg, ConvDiscriminator if d_arch == "conv" else Discriminator)
+    assert D.coarse.cfg.grid == D.fine.cfg.grid == cfg.grid  # one token grid: the same (S, T) masks serve both
+    masks = sample_pairs(4, cfg.num_patches, device=torch.device("cpu"))
+    images = torch.rand(4, cfg.channels, cfg.image_size, cfg.image_size) * 2 - 1
+    logits = D(images, masks.source1, masks.target1)
+    assert logits.shape == (4, 2)
+    assert torch.allclose(logits[:, 0], D.fine(images, masks.source1, masks.target1))
+    # detail that averages out in every 2x2 block (a +-0.3 checkerboard): the fine D sees it, the coarse D cannot
+    checker = (torch.arange(cfg.image_size)[:, None] + torch.arange(cfg.image_size)).remainder(2) * 0.6 - 0.3
+    speckled = D(images + checker, masks.source1, masks.target1)
+    assert (speckled[:, 1] - logits[:, 1]).abs().max() < 1e-5
+    assert (speckled[:, 0] - logits[:, 0]).abs().max() > 1e-4
+
+
+def test_a_multi_scale_d_needs_even_sizes():
+    with pytest.raises(ValueError, match="must be even"):
+        dataclasses.replace(tiny().model, patch_size=3, image_size=15, d_scales=2).validate()
+    with pytest.raises(ValueError, match="d_scales must be 1 or 2"):
+        dataclasses.replace(tiny().model, d_scales=3).validate()
+
+
+@pytest.mark.parametrize("noise_modulation,d_arch,d_scales", [(False, "vit", 1), (True, "vit", 1), (False, "conv", 1),
+                                                              (True, "vit", 2)],
+                         ids=["paper", "noise-modulation", "conv-discriminator", "multi-scale-discriminator"])
+def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation, d_arch, d_scales):
     cfg = dataclasses.replace(tiny(), batch=16)
     cfg.model.noise_modulation = noise_modulation
     cfg.model.d_arch = d_arch
+    cfg.model.d_scales = d_scales
     cfg.model.d_mbstd_group = 4 if d_arch == "conv" else 0
     cfg.source_reconstruction = 1.0 if d_arch == "conv" else 0.0
     cfg.mismatch_reals = 1.0 if noise_modulation else 0.0
