@@ -139,6 +139,13 @@ class TrainConfig:
     # costs a fraction of a GAN step, and such a G reads the digit from S better than any GAN row (recipe study).
     # 0 = off (paper).
     pretrain_l1_kimg: float = 0.0
+    # Start G and G_ema from an exported sampling checkpoint (a name under checkpoints/ or an export folder) with a
+    # fresh D and fresh optimizers: how a campaign goes on when its run folder, D included, is gone (D and optimizer
+    # state are never shipped). Its G must match this run's model; D's settings may differ. Resuming ignores it.
+    init_from: str = ""
+    # The first N kimg after the L1 pretraining (if any) train D alone, G frozen, so that a fresh D beside a
+    # trained G (init_from) knows what to say before G hears from it. 0 = off.
+    d_warmup_kimg: float = 0.0
     # Beyond the paper: weight of the latent-regression loss, the mean |z_hat - z[:latent_dims]| on each completion,
     # scaled by the share of the image G generated (a large S leaves little room for z). Needs model.latent_dims.
     latent_regress: float = 0.0
@@ -176,6 +183,7 @@ class TrainConfig:
         check_values(self, ("lr", "eps", "kimg", "tick_kimg", "ema_kimg"), lambda v: v > 0, "must be positive")
         check_values(self, ("weight_decay", "warmup_epochs", "grad_clip", "r1_gamma", "ema_rampup", "mode_seeking",
                             "latent_regress", "source_reconstruction", "mismatch_reals", "pretrain_l1_kimg",
+                            "d_warmup_kimg",
                             "snapshot_samples", "max_minutes", "limit_images"),
                      lambda v: v >= 0, "must not be negative")
         check_values(self, ("mapping_lr_mult",), lambda v: v > 0, "must be positive")

@@ -106,19 +106,21 @@ class TrainStep:
             update_ema(n.G_ema, n.G, ema_beta)
         return torch.stack([losses[k].detach().float() for k in LOSS_NAMES])
 
-    def __call__(self, real_u8: torch.Tensor, step: int, lr_scale: float, ema_beta: float) -> torch.Tensor:
-        """Run one iteration on a local batch of uint8 images; returns the detached losses in LOSS_NAMES order."""
-        c, n = self.cfg, self.nets
+    def warm_up_d(self, real_u8: torch.Tensor, step: int, lr_scale: float) -> torch.Tensor:
+        """One D update with G frozen (d_warmup_kimg): a fresh D beside a trained G (init_from) learns to judge it
+        before G hears from it. Returns the losses in LOSS_NAMES order, G's terms 0."""
         real = self._begin(real_u8, lr_scale)
-        b = real.shape[0]
-        m = self.sample_masks(b)
-        source12 = torch.cat([m.source1, m.source2])
-        real2 = torch.cat([real, real])
+        values = dict.fromkeys(LOSS_NAMES, torch.zeros((), device=self.device))
+        values.update(self._train_d(real, self.sample_masks(real.shape[0]), step))
+        return torch.stack([values[k].detach().float() for k in LOSS_NAMES])
 
-        # ---- D update: J1 + J2 + J3 (+ R1 every r1_every steps, scaled by r1_every; + MM on mismatched reals)
+    def _train_d(self, real: torch.Tensor, m: PairMasks, step: int) -> dict[str, torch.Tensor]:
+        """D update: J1 + J2 + J3 (+ R1 every r1_every steps, scaled by r1_every; + MM on mismatched reals)."""
+        c, n = self.cfg, self.nets
+        b = real.shape[0]
         z = torch.randn(2 * b, c.model.z_dim, device=self.device)
         with record_function(PHASES[0]), torch.no_grad(), self.autocast:
-            fake1, fake2 = n.G_fast(real2, source12, z).chunk(2)
+            fake1, fake2 = n.G_fast(torch.cat([real, real]), torch.cat([m.source1, m.source2]), z).chunk(2)
         d_images = [real, real, fake1, fake1, fake2, fake2]
         if c.mismatch_reals > 0:  # off (the paper's step)
             mixed = mismatched_reals(real, m.target1, c.model.patch_size)
@@ -137,7 +139,8 @@ class TrainStep:
             d_losses["MM"] = torch.zeros((), device=self.device)
         if c.r1_gamma > 0 and step % c.r1_every == 0:
             # Pair 1 only (the paper's step), or both pairs in one pass over the reals twice
-            r1_real, r1_source, r1_target = ((real2, source12, torch.cat([m.target1, m.target2])) if c.r1_both_pairs
+            r1_real, r1_source, r1_target = ((torch.cat([real, real]), torch.cat([m.source1, m.source2]),
+                                              torch.cat([m.target1, m.target2])) if c.r1_both_pairs
                                              else (real, m.source1, m.target1))
             with record_function(PHASES[2]), self.autocast, sdpa_kernel(SDPBackend.MATH):
                 r1 = r1_penalty(lambda x: n.D(x, r1_source, r1_target).float(), r1_real, c.r1_gamma)
@@ -146,6 +149,17 @@ class TrainStep:
             r1 = torch.zeros((), device=self.device)
         with record_function(PHASES[3]):
             self._update(n.D, n.opt_d, d_total)
+        return {**d_losses, "R1": r1}
+
+    def __call__(self, real_u8: torch.Tensor, step: int, lr_scale: float, ema_beta: float) -> torch.Tensor:
+        """Run one iteration on a local batch of uint8 images; returns the detached losses in LOSS_NAMES order."""
+        c, n = self.cfg, self.nets
+        real = self._begin(real_u8, lr_scale)
+        b = real.shape[0]
+        m = self.sample_masks(b)
+        source12 = torch.cat([m.source1, m.source2])
+        real2 = torch.cat([real, real])
+        d_losses = self._train_d(real, m, step)
 
         # ---- G update: L1 + L2 + L3 (+ mode seeking, latent regression, source reconstruction), D frozen, fresh noise
         n.D.requires_grad_(False)
@@ -192,7 +206,7 @@ class TrainStep:
 
         with record_function(PHASES[6]):
             update_ema(n.G_ema, n.G, ema_beta)
-        values = {**d_losses, "R1": r1, **g_losses}
+        values = {**d_losses, **g_losses}
         return torch.stack([values[k].detach().float() for k in LOSS_NAMES])
 
 

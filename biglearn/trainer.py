@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -13,11 +14,11 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from biglearn.checkpoint import (check_model_config, checkpoint_path, export_sampling_checkpoint, list_checkpoints,
-                                 load_training_state, prune_checkpoints, refuse_used_folder, remove_stale_temp_files,
-                                 save_training_state)
+                                 load_training_state, prune_checkpoints, read_sampling_checkpoint, refuse_used_folder,
+                                 remove_stale_temp_files, save_training_state)
 from biglearn.config import TrainConfig, check_batch
 from biglearn.data import load_dataset
-from biglearn.inference import Completer, resolve_device
+from biglearn.inference import Completer, resolve_checkpoint, resolve_device
 from biglearn.metrics.snapshot import load_judge, probe_images, snapshot_metrics
 from biglearn.nn.conv_discriminator import ConvDiscriminator
 from biglearn.nn.discriminator import Discriminator
@@ -127,6 +128,19 @@ def restore(nets: Networks, cfg: TrainConfig, path: Path, device: torch.device, 
     return progress
 
 
+def start_from_export(nets: Networks, cfg: TrainConfig) -> str:
+    """G and G_ema from the sampling checkpoint cfg.init_from (D and the optimizers stay fresh); -> what was loaded.
+
+    The export's D settings are not compared: it holds no D, so a run may go on with another one."""
+    folder = resolve_checkpoint(cfg.init_from)
+    exported, weights, meta = read_sampling_checkpoint(folder)
+    d_settings = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k.startswith("d_")}
+    check_model_config({**dataclasses.asdict(exported), **d_settings}, cfg.model, f"init_from {folder}")
+    for net in (nets.G, nets.G_ema):
+        net.load_state_dict({k: v.float() for k, v in weights.items()})  # exports are fp16
+    return f"G from {folder} ({meta.get('kimg', '?')} kimg), a fresh D"
+
+
 def save(nets: Networks, cfg: TrainConfig, progress: Progress, run_dir: Path, device: torch.device) -> Path:
     state = {
         "G": nets.G.state_dict(), "D": nets.D.state_dict(), "G_ema": nets.G_ema.state_dict(),
@@ -149,9 +163,10 @@ def save(nets: Networks, cfg: TrainConfig, progress: Progress, run_dir: Path, de
 def status_line(record: dict, total_kimg: float, eta: float) -> str:
     d = record["J1"] + record["J2"] + record["J3"]
     g = record["L1"] + record["L2"] + record["L3"]
-    # A GAN loss is never exactly 0: such a tick was all L1 pretraining (pretrain_l1_kimg), with no D
-    gan = ("L1 pretraining of G, no D | " if d == g == 0 else
-           f"D {d:.3f} (J3 {record['J3']:.3f}) R1 {record['R1']:.3f} | G {g:.3f} (L3 {record['L3']:.3f}) | ")
+    # A GAN loss is never exactly 0: such a tick was all L1 pretraining (pretrain_l1_kimg) or all D warm-up
+    d_text = f"D {d:.3f} (J3 {record['J3']:.3f}) R1 {record['R1']:.3f} | "
+    gan = ("L1 pretraining of G, no D | " if d == g == 0 else d_text + "D warm-up, G frozen | " if g == 0 else
+           d_text + f"G {g:.3f} (L3 {record['L3']:.3f}) | ")
     return (f"kimg {record['kimg']:8.2f}/{total_kimg:g} | {record['img_per_s']:7.1f} img/s | " + gan
             + (f"MS {record['MS']:.3f} | " if record.get("MS") else "")
             + "".join(f"{name} {record[name]:.3f} | " for name in ("LR", "RC", "MM") if record.get(name))
@@ -190,12 +205,14 @@ def train(cfg: TrainConfig) -> Path:
     images = data.images.to(device)  # uint8 on the device; batches are indexed there
     nets = build_networks(cfg, device, distributed)
     progress = restore(nets, cfg, resume_path, device, rank) if resume_path else Progress()
+    initial = start_from_export(nets, cfg) if cfg.init_from and not resume_path else ""
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(run_dir)
         (run_dir / "config.json").write_text(cfg.to_json())
         start = (f"resuming from {resume_path} at kimg {progress.images_seen / 1000:.2f}" if resume_path
                  else f"starting (no checkpoint in {run_dir} to resume)" if cfg.resume else "starting")
+        start += f" with {initial}" if initial else ""
         print(f"{start}: {len(images)} training images, device {device}, {world} process(es), "
               f"batch {cfg.batch}, run dir {run_dir}", flush=True)
         if progress.images_seen >= cfg.kimg * 1000:
@@ -229,6 +246,8 @@ def train(cfg: TrainConfig) -> Path:
             index = torch.randint(len(images), (local_batch,), device=device)
             if progress.images_seen < cfg.pretrain_l1_kimg * 1000:
                 loss_sum += step_fn.pretrain_l1(images[index], lr_scale, ema_beta)
+            elif progress.images_seen < (cfg.pretrain_l1_kimg + cfg.d_warmup_kimg) * 1000:
+                loss_sum += step_fn.warm_up_d(images[index], progress.step, lr_scale)
             else:
                 loss_sum += step_fn(images[index], progress.step, lr_scale, ema_beta)
             loss_steps += 1

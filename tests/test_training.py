@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from biglearn.checkpoint import list_checkpoints
 from biglearn.config import TrainConfig, preset
@@ -313,3 +314,43 @@ def test_the_run_s_networks_are_freed_before_the_command_returns():
         assert alive[0]() is None
     finally:
         gc.enable()
+
+
+def test_a_run_starts_from_an_export_with_a_fresh_d_warmed_up(tmp_path, mnist_npz):
+    """init_from: how a campaign whose run folder is gone goes on. G comes from the export, D is new (here even of
+    another kind: two scales), and during d_warmup_kimg only D learns."""
+    first = tmp_path / "first"
+    assert run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(first),
+                   "--kimg", "0.032").returncode == 0
+    second = tmp_path / "second"
+    result = run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(second), "--kimg", "0.032",
+                     "--set", f"init_from={first / 'export'}", "--set", "d_warmup_kimg=0.032", "--set", "d_scales=2")
+    assert result.returncode == 0, result.stderr
+    assert f"with G from {first / 'export'} (0.032 kimg), a fresh D" in result.stdout
+    assert "D warm-up, G frozen" in result.stdout
+    stats = [json.loads(line) for line in (second / "stats.jsonl").read_text().splitlines()]
+    assert all(row["J1"] > 0 and row["L1"] == row["L2"] == row["L3"] == 0 for row in stats)
+    exported = load_file(first / "export" / "model.safetensors")
+    state = torch.load(list_checkpoints(second)[-1], weights_only=True)
+    for key in ("G", "G_ema"):  # G frozen all along: still the export's weights
+        assert all(torch.equal(state[key][k], v.float()) for k, v in exported.items()), key
+    assert any(k.startswith("coarse.") for k in state["D"])
+    # the GAN takes over after the warm-up, from the same start (resumed: init_from is not read again)
+    result = run_cli("train_mnist.py", "--out", str(second), "--resume", "auto", "--kimg", "0.064",
+                     "--data", str(mnist_npz))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in (second / "stats.jsonl").read_text().splitlines()]
+    assert rows[-1]["L1"] > 0 and "with G from" not in result.stdout
+
+
+def test_an_export_of_another_g_is_refused(tmp_path, mnist_npz):
+    first = tmp_path / "first"
+    assert run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(first),
+                   "--kimg", "0.016").returncode == 0
+    result = run_cli("train_mnist.py", *TINY, "--set", "enc_dim=48", "--data", str(mnist_npz),
+                     "--out", str(tmp_path / "second"), "--set", f"init_from={first / 'export'}", "--kimg", "0.016")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "enc_dim: checkpoint 32 vs requested 48" in result.stderr
+    result = run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(tmp_path / "third"),
+                     "--set", "init_from=no-such-model", "--kimg", "0.016")
+    assert result.returncode == 2 and "no checkpoint named 'no-such-model'" in result.stderr
