@@ -160,7 +160,8 @@ def save(nets: Networks, cfg: TrainConfig, progress: Progress, run_dir: Path, de
     return path
 
 
-def status_line(record: dict, total_kimg: float, eta: float) -> str:
+def status_line(record: dict, total_kimg: float, eta: float, eta_of: str = "") -> str:
+    """eta_of: what the ETA is the end of ("" = the run)."""
     d = record["J1"] + record["J2"] + record["J3"]
     g = record["L1"] + record["L2"] + record["L3"]
     # A GAN loss is never exactly 0: such a tick was all L1 pretraining (pretrain_l1_kimg) or all D warm-up
@@ -171,7 +172,7 @@ def status_line(record: dict, total_kimg: float, eta: float) -> str:
             + (f"MS {record['MS']:.3f} | " if record.get("MS") else "")
             + "".join(f"{name} {record[name]:.3f} | " for name in ("LR", "RC", "MM") if record.get(name))
             + snapshot_text(record)
-            + f"ETA {format_eta(eta)}")
+            + f"ETA{eta_of} {format_eta(eta)}")
 
 
 def snapshot_text(record: dict) -> str:
@@ -279,7 +280,11 @@ def train(cfg: TrainConfig) -> Path:
                       "sec_per_tick": now - tick_start, "lr": cfg.lr * lr_scale, **losses}
             if device.type == "cuda":
                 record["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-            eta = (total_images - progress.images_seen) / max(img_per_s, 1e-9)
+            # An L1 or D-only step runs at another speed than a GAN step: within such a phase, time its end only
+            phase_end = min(int((cfg.pretrain_l1_kimg + cfg.d_warmup_kimg) * 1000), total_images)
+            in_phase = progress.images_seen < phase_end
+            eta_of = " of this phase" if in_phase else ""
+            eta = ((phase_end if in_phase else total_images) - progress.images_seen) / max(img_per_s, 1e-9)
             if cfg.max_minutes:
                 eta = min(eta, cfg.max_minutes * 60 - (now - start_time))
             ticks += 1
@@ -291,7 +296,7 @@ def train(cfg: TrainConfig) -> Path:
                     record.update(snapshot_metrics(completer, cfg.snapshot_samples, judge, probe))
             # The row before the checkpoint: a run killed in between resumes from the previous checkpoint, and the
             # reporter then drops the rows after it.
-            reporter.tick(record, status_line(record, cfg.kimg, eta))
+            reporter.tick(record, status_line(record, cfg.kimg, eta, eta_of))
             if snapshot:
                 if cfg.snapshot_samples:
                     plot_run(run_dir)

@@ -72,6 +72,7 @@ def test_l1_pretraining_comes_first_then_the_gan(tmp_path, mnist_npz):
     assert all(row["RC"] > 0 and row["J1"] == row["L1"] == 0 for row in before)
     assert all(row["RC"] == 0 and row["J1"] > 0 and row["L1"] > 0 for row in after)
     assert "RC " in result.stdout and "L1 pretraining of G, no D" in result.stdout
+    assert result.stdout.count("ETA of this phase") == len(before) - 1  # the last L1 tick ends the phase
 
 
 def test_celeba_run_reads_tar_shards(tmp_path, celeba_dir):
@@ -327,7 +328,7 @@ def test_a_run_starts_from_an_export_with_a_fresh_d_warmed_up(tmp_path, mnist_np
                      "--set", f"init_from={first / 'export'}", "--set", "d_warmup_kimg=0.032", "--set", "d_scales=2")
     assert result.returncode == 0, result.stderr
     assert f"with G from {first / 'export'} (0.032 kimg), a fresh D" in result.stdout
-    assert "D warm-up, G frozen" in result.stdout
+    assert "D warm-up, G frozen" in result.stdout and "ETA of this phase" in result.stdout
     stats = [json.loads(line) for line in (second / "stats.jsonl").read_text().splitlines()]
     assert all(row["J1"] > 0 and row["L1"] == row["L2"] == row["L3"] == 0 for row in stats)
     exported = load_file(first / "export" / "model.safetensors")
@@ -340,7 +341,7 @@ def test_a_run_starts_from_an_export_with_a_fresh_d_warmed_up(tmp_path, mnist_np
                      "--data", str(mnist_npz))
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in (second / "stats.jsonl").read_text().splitlines()]
-    assert rows[-1]["L1"] > 0 and "with G from" not in result.stdout
+    assert rows[-1]["L1"] > 0 and "with G from" not in result.stdout and "ETA of this phase" not in result.stdout
 
 
 def test_an_export_of_another_g_is_refused(tmp_path, mnist_npz):
