@@ -139,6 +139,11 @@ class TrainConfig:
     # costs a fraction of a GAN step, and such a G reads the digit from S better than any GAN row (recipe study).
     # 0 = off (paper).
     pretrain_l1_kimg: float = 0.0
+    # Beyond the paper: weight of pix2pixHD's feature matching. G also pays the distance between D's layer features
+    # of its pair-1 completion and of the real image its S came from, under the same (S, T), weighted by the S-ratio:
+    # a reconstruction term in D's terms, which ask about the digit rather than each pixel. D's features, un-
+    # augmented, of 2B more images per G step. 0 = off (paper).
+    feature_matching: float = 0.0
     # Start G and G_ema from an exported sampling checkpoint (a name under checkpoints/ or an export folder) with a
     # fresh D and fresh optimizers: how a campaign goes on when its run folder, D included, is gone (D and optimizer
     # state are never shipped). Its G must match this run's model; D's settings may differ. Resuming ignores it.
@@ -183,7 +188,7 @@ class TrainConfig:
         check_values(self, ("lr", "eps", "kimg", "tick_kimg", "ema_kimg"), lambda v: v > 0, "must be positive")
         check_values(self, ("weight_decay", "warmup_epochs", "grad_clip", "r1_gamma", "ema_rampup", "mode_seeking",
                             "latent_regress", "source_reconstruction", "mismatch_reals", "pretrain_l1_kimg",
-                            "d_warmup_kimg",
+                            "d_warmup_kimg", "feature_matching",
                             "snapshot_samples", "max_minutes", "limit_images"),
                      lambda v: v >= 0, "must not be negative")
         check_values(self, ("mapping_lr_mult",), lambda v: v > 0, "must be positive")

@@ -93,6 +93,17 @@ def source_reconstruction(fakes: torch.Tensor, real: torch.Tensor, source_mask: 
     return (error.min(dim=0).values * source_mask.float().mean(dim=1)).mean()
 
 
+def feature_matching(fake_layers: list[torch.Tensor], real_layers: list[torch.Tensor],
+                     source_mask: torch.Tensor) -> torch.Tensor:
+    """pix2pixHD's feature matching: mean |D_l(x_fake) - D_l(x)| over D's layers l, with x the real image the
+    completion's S came from, both judged under the same (S, T); each completion weighted by its S-ratio |S| / L, as in
+    source_reconstruction (a joint sample is asked for nothing). Layers [B, ...]; source_mask [B, L] bool.
+    """
+    error = sum((fake.float() - real.detach().float()).abs().flatten(1).mean(dim=1)
+                for fake, real in zip(fake_layers, real_layers, strict=True)) / len(fake_layers)
+    return (error * source_mask.float().mean(dim=1)).mean()
+
+
 def mismatched_reals(real: torch.Tensor, target_mask: torch.Tensor, patch_size: int) -> torch.Tensor:
     """Real images whose T patches come from the next real image of the batch: S and T each real, together not.
 

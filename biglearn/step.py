@@ -15,14 +15,14 @@ from torch.profiler import record_function
 
 from biglearn.augment import color_augment
 from biglearn.config import TrainConfig
-from biglearn.losses import (discriminator_losses, generator_losses, latent_regression, mismatch_loss,
-                             mismatched_reals, mode_seeking, r1_penalty, source_reconstruction)
+from biglearn.losses import (discriminator_losses, feature_matching, generator_losses, latent_regression,
+                             mismatch_loss, mismatched_reals, mode_seeking, r1_penalty, source_reconstruction)
 from biglearn.patches import pixel_mask
 from biglearn.sampler import PairMasks, sample_pairs, sample_sources
 
 # MS: the mode-seeking ratio; LR: the latent-regression error |z_hat - z|; RC: the S-ratio-weighted L1 error on T;
-# MM: D's loss on mismatched reals (each 0 when off)
-LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS", "LR", "RC", "MM")
+# MM: D's loss on mismatched reals; FM: feature matching (each 0 when off)
+LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS", "LR", "RC", "MM", "FM")
 # Profiler ranges of one iteration, in order: a profile then says which part limits the step. R1's own pass
 # (forward and first backward) is "R1"; its double backward runs inside "D backward + step".
 PHASES = ("G samples for D", "D forward", "R1", "D backward + step", "G and D forward for G", "G backward + step",
@@ -200,6 +200,15 @@ class TrainStep:
             g_total = g_total + c.source_reconstruction * g_losses["RC"]
         else:
             g_losses["RC"] = torch.zeros((), device=self.device)
+        if c.feature_matching > 0:
+            with record_function(PHASES[4]), self.autocast:
+                _, layers = n.D_fast(torch.cat([fake1, real]), torch.cat([m.source1, m.source1]),
+                                     torch.cat([m.target1, m.target1]), features=True)
+            fake_layers, real_layers = zip(*(layer.chunk(2) for layer in layers))
+            g_losses["FM"] = feature_matching(list(fake_layers), list(real_layers), m.source1)
+            g_total = g_total + c.feature_matching * g_losses["FM"]
+        else:
+            g_losses["FM"] = torch.zeros((), device=self.device)
         with record_function(PHASES[5]):
             self._update(n.G, n.opt_g, g_total)
         n.D.requires_grad_(True)

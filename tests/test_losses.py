@@ -1,7 +1,7 @@
 import torch
 
-from biglearn.losses import (discriminator_losses, generator_losses, latent_regression, mismatch_loss,
-                             mismatched_reals, mode_seeking, r1_penalty, source_reconstruction)
+from biglearn.losses import (discriminator_losses, feature_matching, generator_losses, latent_regression,
+                             mismatch_loss, mismatched_reals, mode_seeking, r1_penalty, source_reconstruction)
 
 
 def logits(*values):
@@ -134,3 +134,17 @@ def test_mismatch_loss_asks_d_to_call_half_and_half_chimeras_fake_and_spares_who
     # S empty (T all from another image: a real image) or T empty (nothing mixed in): no loss at all
     assert mismatch_loss(zero + 9, zero + 9, empty, full) == 0
     assert mismatch_loss(zero + 9, zero + 9, full, empty) == 0
+
+
+def test_feature_matching_is_the_layer_mean_distance_weighted_by_the_s_ratio():
+    real = [torch.zeros(2, 3, 4), torch.zeros(2, 5)]
+    fake = [torch.ones(2, 3, 4), torch.full((2, 5), 3.0)]   # layer distances 1 and 3: mean 2 per image
+    half = torch.tensor([[True, False], [True, False]])
+    assert torch.isclose(feature_matching(fake, real, half), torch.tensor(1.0))
+    assert feature_matching(fake, real, torch.zeros(2, 2, dtype=torch.bool)) == 0   # joint samples are free
+    assert feature_matching(real, real, half) == 0
+    # only G's side learns: the real image's features are a fixed target
+    fake = [f.clone().requires_grad_() for f in fake]
+    real = [r.clone().requires_grad_() for r in real]
+    feature_matching(fake, real, half).backward()
+    assert all(f.grad is not None for f in fake) and all(r.grad is None for r in real)

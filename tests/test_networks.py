@@ -113,6 +113,20 @@ def test_the_coarse_discriminator_sees_the_image_pooled_and_the_fine_one_every_p
     assert (speckled[:, 0] - logits[:, 0]).abs().max() > 1e-4
 
 
+@pytest.mark.parametrize("d_arch,d_scales", [("vit", 1), ("conv", 1), ("vit", 2)])
+def test_d_hands_out_its_layer_features_beside_the_same_logits(d_arch, d_scales):
+    cfg = dataclasses.replace(tiny().model, d_arch=d_arch, d_scales=d_scales)
+    torch.manual_seed(0)
+    kind = ConvDiscriminator if d_arch == "conv" else Discriminator
+    D = MultiScaleDiscriminator(cfg, kind) if d_scales == 2 else kind(cfg)
+    masks = sample_pairs(4, cfg.num_patches, device=torch.device("cpu"))
+    images = torch.rand(4, cfg.channels, cfg.image_size, cfg.image_size) * 2 - 1
+    logits, layers = D(images, masks.source1, masks.target1, features=True)
+    assert torch.equal(logits, D(images, masks.source1, masks.target1))
+    depth = len(D.convs) if d_arch == "conv" else cfg.d_depth
+    assert len(layers) == depth * d_scales and all(layer.shape[0] == 4 for layer in layers)
+
+
 def test_a_multi_scale_d_needs_even_sizes():
     with pytest.raises(ValueError, match="must be even"):
         dataclasses.replace(tiny().model, patch_size=3, image_size=15, d_scales=2).validate()
@@ -128,6 +142,7 @@ def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation, d_arc
     cfg.model.noise_modulation = noise_modulation
     cfg.model.d_arch = d_arch
     cfg.model.d_scales = d_scales
+    cfg.feature_matching = 1.0 if d_scales == 2 or d_arch == "conv" else 0.0
     cfg.model.d_mbstd_group = 4 if d_arch == "conv" else 0
     cfg.source_reconstruction = 1.0 if d_arch == "conv" else 0.0
     cfg.mismatch_reals = 1.0 if noise_modulation else 0.0
@@ -142,6 +157,7 @@ def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation, d_arc
     assert torch.isfinite(losses).all()
     assert (losses[LOSS_NAMES.index("RC")] > 0) == (cfg.source_reconstruction > 0)
     assert (losses[LOSS_NAMES.index("MM")] > 0) == (cfg.mismatch_reals > 0)
+    assert (losses[LOSS_NAMES.index("FM")] > 0) == (cfg.feature_matching > 0)
     for name, module in (("G", nets.G), ("D", nets.D)):
         for pname, p in module.named_parameters():
             assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}.{pname} got no gradient"

@@ -190,6 +190,9 @@ def test_a_dry_run_into_a_closed_pipe_exits_quietly():
      "mode_seeking 0"),
     (["--set", "mismatch_reals=-1"], "mismatch_reals must not be negative"),
     (["--set", "pretrain_l1_kimg=-1"], "pretrain_l1_kimg must not be negative"),
+    (["--set", "feature_matching=-1"], "feature_matching must not be negative"),
+    (["--set", "d_warmup_kimg=-1"], "d_warmup_kimg must not be negative"),
+    (["--set", "d_scales=3"], "d_scales must be 1 or 2"),
     (["--device", "banana"], "unknown device"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(flags, expected):
@@ -203,7 +206,8 @@ def test_bad_settings_are_refused_before_anything_runs(flags, expected):
 @pytest.mark.parametrize("flags", [[], ["--set", "latent_dims=8", "--set", "latent_regress=1", "--set",
                                         "noise_modulation=true", "--set", "mapping_lr_mult=0.01",
                                         "--set", "d_arch=conv", "--set", "mismatch_reals=1",
-                                        "--set", "pretrain_l1_kimg=0.016", "--set", "d_scales=2"]],
+                                        "--set", "pretrain_l1_kimg=0.016", "--set", "d_scales=2",
+                                        "--set", "feature_matching=1"]],
                          ids=["paper-step", "additions"])
 def test_torchrun_two_processes_on_cpu(tmp_path, mnist_npz, flags):
     out = tmp_path / "ddp"

@@ -43,16 +43,21 @@ class ConvDiscriminator(nn.Module):
         self.hidden = nn.Linear(cfg.d_dim * size * size, cfg.d_dim)
         self.head = nn.Linear(cfg.d_dim, 1)
 
-    def forward(self, images: torch.Tensor, source_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, source_mask: torch.Tensor, target_mask: torch.Tensor,
+                features: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits [B]; with `features`, also each conv layer's activations (feature matching)."""
         source = pixel_mask(source_mask, self.cfg.patch_size).to(images.dtype)
         target = pixel_mask(target_mask, self.cfg.patch_size).to(images.dtype)
         x = torch.cat([images * (source + target).clamp(max=1), source, target], dim=1)
+        layers = []
         for conv in self.convs:
             x = F.leaky_relu(conv(x), 0.2)
+            layers.append(x)
         if self.mbstd_group:
             x = self._add_minibatch_std(x)
         x = F.leaky_relu(self.final(x), 0.2)
-        return self.head(F.leaky_relu(self.hidden(x.flatten(1)), 0.2)).squeeze(1)
+        logits = self.head(F.leaky_relu(self.hidden(x.flatten(1)), 0.2)).squeeze(1)
+        return (logits, layers) if features else logits
 
     def _add_minibatch_std(self, x: torch.Tensor) -> torch.Tensor:
         """StyleGAN's statistic as one more feature map: how much the features vary within a group of consecutive

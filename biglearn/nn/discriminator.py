@@ -38,7 +38,9 @@ class Discriminator(nn.Module):
         if self.mbstd_group:
             nn.init.normal_(self.mbstd_token, std=1.0)
 
-    def forward(self, images: torch.Tensor, source_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, source_mask: torch.Tensor, target_mask: torch.Tensor,
+                features: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits [B]; with `features`, also each block's patch tokens (feature matching)."""
         visible = source_mask | target_mask
         images = images * pixel_mask(visible, self.cfg.patch_size)
         tokens = self.patch_embed(images).flatten(2).transpose(1, 2) + self.pos
@@ -46,11 +48,14 @@ class Discriminator(nn.Module):
         batch = images.shape[0]
         x = torch.cat([self.cls_token.expand(batch, -1, -1), tokens], dim=1)
         key_mask = torch.cat([visible.new_ones(batch, 1), visible], dim=1)
+        layers = []
         for i, block in enumerate(self.blocks):
             if self.mbstd_group and i == len(self.blocks) - 1:
                 x = self._add_minibatch_std(x, visible)
             x = block(x, key_mask)
-        return self.head(self.norm(x[:, 0])).squeeze(1)
+            layers.append(x[:, 1:])
+        logits = self.head(self.norm(x[:, 0])).squeeze(1)
+        return (logits, layers) if features else logits
 
     def _add_minibatch_std(self, x: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """Tell the CLS token how much the visible features vary within a group of consecutive images.

@@ -31,7 +31,11 @@ class MultiScaleDiscriminator(nn.Module):
                                      d_overlap=cfg.d_overlap // 2)
         self.fine, self.coarse = discriminator(single), discriminator(coarse)
 
-    def forward(self, images: torch.Tensor, source_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
-        pooled = F.avg_pool2d(images, 2)
-        return torch.stack([self.fine(images, source_mask, target_mask),
-                            self.coarse(pooled, source_mask, target_mask)], dim=1)
+    def forward(self, images: torch.Tensor, source_mask: torch.Tensor, target_mask: torch.Tensor,
+                features: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits [B, 2]; with `features`, also both Ds' layer features (the fine D's first)."""
+        fine = self.fine(images, source_mask, target_mask, features=features)
+        coarse = self.coarse(F.avg_pool2d(images, 2), source_mask, target_mask, features=features)
+        if not features:
+            return torch.stack([fine, coarse], dim=1)
+        return torch.stack([fine[0], coarse[0]], dim=1), fine[1] + coarse[1]
