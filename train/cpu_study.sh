@@ -41,6 +41,7 @@ VARIANTS=(
   "latent1-batch32-mismatch1-g192|$LATENT --set batch=32 --set mismatch_reals=1 --set enc_dim=192 --set dec_dim=192 --set enc_depth=1 --set dec_depth=2"
   "latent1-batch32-mismatch1-coarse|$LATENT --set batch=32 --set mismatch_reals=1 --set d_scales=2"
   "latent1-batch32-mismatch1-fm1|$LATENT --set batch=32 --set mismatch_reals=1 --set feature_matching=1"
+  "latent1-batch32-mismatch1-fm10|$LATENT --set batch=32 --set mismatch_reals=1 --set feature_matching=10"
   "latent1-batch32-mismatch1-d4|$LATENT --set batch=32 --set mismatch_reals=1 --set d_depth=4"
 )
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
