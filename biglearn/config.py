@@ -47,6 +47,9 @@ class ModelConfig:
     # (BicycleGAN's cLR-GAN latent regression). Trained with G by `latent_regress` (TrainConfig), it makes a G that
     # ignores z pay for it: the conditional GAN's usual collapse. 0 = no regressor (paper).
     latent_dims: int = 0
+    # Beyond the paper: the latent regressor also reads a log-variance, so that it doubles as BicycleGAN's encoder
+    # q(z[:latent_dims] | x) for `encoded_reconstruction` (TrainConfig). Needs latent_dims. Off = no such head.
+    latent_encoder: bool = False
     # Beyond the paper: the per-patch noise also scales and shifts each decoder block's LayerNorms (ViTGAN's
     # self-modulated LayerNorm), a second noise path beside the added projection. Off = paper.
     noise_modulation: bool = False
@@ -77,6 +80,8 @@ class ModelConfig:
             dim, heads = getattr(self, f"{name}_dim"), getattr(self, f"{name}_heads")
             if dim % heads:
                 raise ValueError(f"{name}_dim {dim} is not divisible by {name}_heads {heads}")
+        if self.latent_encoder and not self.latent_dims:
+            raise ValueError("latent_encoder reads z[:latent_dims] from an image: set latent_dims > 0")
         if self.latent_dims > self.z_dim:
             raise ValueError(f"latent_dims {self.latent_dims} exceeds z_dim {self.z_dim}")
         if self.d_arch not in D_ARCHS:
@@ -154,6 +159,15 @@ class TrainConfig:
     # Beyond the paper: weight of the latent-regression loss, the mean |z_hat - z[:latent_dims]| on each completion,
     # scaled by the share of the image G generated (a large S leaves little room for z). Needs model.latent_dims.
     latent_regress: float = 0.0
+    # Beyond the paper: weight of BicycleGAN's cVAE-GAN reconstruction. Half of the pair-1 completions take
+    # z[:latent_dims] from q(z | x), the latent regressor reading the real image their S came from
+    # (model.latent_encoder), instead of N(0, I), and pay the mean L1 error of all the pixels G generated, whatever
+    # the S-ratio: a reconstruction G can meet without turning z down, since z now carries what S does not. The
+    # latent-regression term is then charged only on the completions whose z was drawn. 0 = off (paper).
+    encoded_reconstruction: float = 0.0
+    # Weight of the KL divergence of q(z | x) from N(0, I) beside it (BicycleGAN: 0.01 against 10 on the L1 term),
+    # which keeps the encoded codes where sampling draws them.
+    encoded_kl: float = 0.01
     # Learning-rate multiplier of the noise mapping z -> n (StyleGAN trains its mapping at 0.01x); 1 = paper.
     mapping_lr_mult: float = 1.0
     # R1 on the real images under both (S, T) pairs D judges them with; off = pair 1 only (one R1 pass).
@@ -187,7 +201,8 @@ class TrainConfig:
                      lambda v: v >= 1, "must be >= 1")
         check_values(self, ("lr", "eps", "kimg", "tick_kimg", "ema_kimg"), lambda v: v > 0, "must be positive")
         check_values(self, ("weight_decay", "warmup_epochs", "grad_clip", "r1_gamma", "ema_rampup", "mode_seeking",
-                            "latent_regress", "source_reconstruction", "mismatch_reals", "pretrain_l1_kimg",
+                            "latent_regress", "source_reconstruction", "mismatch_reals",
+                            "encoded_reconstruction", "encoded_kl", "pretrain_l1_kimg",
                             "d_warmup_kimg", "feature_matching",
                             "snapshot_samples", "max_minutes", "limit_images"),
                      lambda v: v >= 0, "must not be negative")
@@ -196,6 +211,11 @@ class TrainConfig:
             raise ValueError("latent_regress and latent_dims go together: set both (a weight and how many noise "
                              f"dimensions to recover) or neither; got latent_regress {self.latent_regress}, "
                              f"latent_dims {self.model.latent_dims}")
+        if (self.encoded_reconstruction > 0) != self.model.latent_encoder:
+            # An encoder head nothing trains would also break DDP (a parameter without a gradient).
+            raise ValueError("encoded_reconstruction and latent_encoder go together: set both (a weight and the "
+                             f"encoder head) or neither; got encoded_reconstruction {self.encoded_reconstruction}, "
+                             f"latent_encoder {self.model.latent_encoder}")
         if self.reconstruction_samples > 1 and (self.mode_seeking > 0 or self.source_reconstruction == 0):
             raise ValueError("reconstruction_samples > 1 needs source_reconstruction > 0 and mode_seeking 0 (each "
                              f"completes extra copies of the batch); got source_reconstruction "

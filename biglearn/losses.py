@@ -77,6 +77,13 @@ def latent_regression(regressor: Callable[[torch.Tensor], torch.Tensor], fakes: 
     return (error * generated_share).mean()
 
 
+def _generated_l1(fakes: torch.Tensor, real: torch.Tensor, source_mask: torch.Tensor,
+                  patch_size: int) -> torch.Tensor:
+    """Mean |x_fake - x| over the pixels outside S, per completion: fakes [K, B, C, H, W] -> [K, B]."""
+    generated = (~pixel_mask(source_mask, patch_size)).expand_as(real).float()
+    return ((fakes - real).abs() * generated).sum(dim=(2, 3, 4)) / generated.sum(dim=(1, 2, 3)).clamp(min=1)
+
+
 def source_reconstruction(fakes: torch.Tensor, real: torch.Tensor, source_mask: torch.Tensor,
                           patch_size: int) -> torch.Tensor:
     """Mean |x_fake - x| over the pixels G generated, per completion, weighted by its S-ratio |S| / L.
@@ -88,9 +95,21 @@ def source_reconstruction(fakes: torch.Tensor, real: torch.Tensor, source_mask: 
     """
     if fakes.dim() == 4:
         fakes = fakes[None]
-    generated = (~pixel_mask(source_mask, patch_size)).expand_as(real).float()
-    error = ((fakes - real).abs() * generated).sum(dim=(2, 3, 4)) / generated.sum(dim=(1, 2, 3)).clamp(min=1)
+    error = _generated_l1(fakes, real, source_mask, patch_size)
     return (error.min(dim=0).values * source_mask.float().mean(dim=1)).mean()
+
+
+def encoded_reconstruction(fakes: torch.Tensor, real: torch.Tensor, source_mask: torch.Tensor,
+                           patch_size: int) -> torch.Tensor:
+    """Mean |x_fake - x| over the pixels G generated, every completion charged in full (BicycleGAN's cVAE-GAN):
+    their z was read from x itself, so even a joint sample can be asked to give x back. fakes and real
+    [B, C, H, W]; source_mask [B, L] bool."""
+    return _generated_l1(fakes[None], real, source_mask, patch_size).mean()
+
+
+def kl_from_standard_normal(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(log_variance)) || N(0, I)), summed over dimensions, averaged over the batch ([B, dims])."""
+    return 0.5 * (mean.square() + log_variance.exp() - 1.0 - log_variance).sum(dim=1).mean()
 
 
 def feature_matching(fake_layers: list[torch.Tensor], real_layers: list[torch.Tensor],

@@ -1,4 +1,5 @@
-"""One BigLearn-GAN iteration (Alg. 2): a D update on J1+J2+J3 (+R1, MM), then a G update on L1+L2+L3 (+MS, LR, RC).
+"""One BigLearn-GAN iteration (Alg. 2): a D update on J1+J2+J3 (+R1, MM), then a G update on L1+L2+L3 (+MS, LR, RC,
+VR, KL, FM).
 
 Both pairs go through each network in one batched call (G on 2B images, D on 6B, 8B or 4B), which keeps shapes
 static for torch.compile and lets DDP see exactly one forward per network per update.
@@ -15,14 +16,16 @@ from torch.profiler import record_function
 
 from biglearn.augment import color_augment
 from biglearn.config import TrainConfig
-from biglearn.losses import (discriminator_losses, feature_matching, generator_losses, latent_regression,
-                             mismatch_loss, mismatched_reals, mode_seeking, r1_penalty, source_reconstruction)
+from biglearn.losses import (discriminator_losses, encoded_reconstruction, feature_matching, generator_losses,
+                             kl_from_standard_normal, latent_regression, mismatch_loss, mismatched_reals, mode_seeking,
+                             r1_penalty, source_reconstruction)
 from biglearn.patches import pixel_mask
 from biglearn.sampler import PairMasks, sample_pairs, sample_sources
 
 # MS: the mode-seeking ratio; LR: the latent-regression error |z_hat - z|; RC: the S-ratio-weighted L1 error on T;
-# MM: D's loss on mismatched reals; FM: feature matching (each 0 when off)
-LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS", "LR", "RC", "MM", "FM")
+# MM: D's loss on mismatched reals; FM: feature matching; VR, KL: the cVAE-GAN's L1 error of the completions whose z
+# was encoded from the real image, and that encoding's KL divergence from N(0, I) (each 0 when off)
+LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS", "LR", "RC", "MM", "FM", "VR", "KL")
 # Profiler ranges of one iteration, in order: a profile then says which part limits the step. R1's own pass
 # (forward and first backward) is "R1"; its double backward runs inside "D backward + step".
 PHASES = ("G samples for D", "D forward", "R1", "D backward + step", "G and D forward for G", "G backward + step",
@@ -84,22 +87,51 @@ class TrainStep:
                 group["lr"] = c.lr * lr_scale * group.get("lr_mult", 1.0)
         return real
 
+    def _encoded_rows(self, batch: int) -> int:
+        """How many of the last pair-1 completions take z from q(z | x) (encoded_reconstruction); 0 when off."""
+        return batch // 2 if self.cfg.encoded_reconstruction > 0 else 0
+
+    def _encoded_noise(self, real: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """z with z[:, :latent_dims] drawn from q(z | x) of each real image, reparameterised so that the encoder
+        learns through G; the other dimensions stay as drawn. -> (z, mean, log-variance)."""
+        mean, log_variance = self.nets.G.latent_regressor.encode(real)
+        code = mean + torch.randn_like(mean) * (0.5 * log_variance).exp()
+        return torch.cat([code, z[:, code.shape[1]:]], dim=1), mean, log_variance
+
+    def _encoded_terms(self, fakes: torch.Tensor, real: torch.Tensor, source: torch.Tensor, mean: torch.Tensor,
+                       log_variance: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The cVAE-GAN's terms on completions whose z was encoded from `real`: (weighted sum, VR, KL)."""
+        c = self.cfg
+        error = encoded_reconstruction(fakes.float(), real, source, c.model.patch_size)
+        divergence = kl_from_standard_normal(mean, log_variance)
+        return c.encoded_reconstruction * error + c.encoded_kl * divergence, error, divergence
+
     def pretrain_l1(self, real_u8: torch.Tensor, lr_scale: float, ema_beta: float) -> torch.Tensor:
-        """One G update on the L1 error of T (pretrain_l1_kimg), plus latent regression where it is on: S at a
-        uniform S-ratio, no D. Returns the losses in LOSS_NAMES order: RC (and LR) set, the GAN terms 0."""
+        """One G update on the L1 error of T (pretrain_l1_kimg), plus latent regression and the cVAE-GAN terms
+        where they are on: S at a uniform S-ratio, no D. Returns the losses in LOSS_NAMES order: RC (and LR, VR,
+        KL) set, the GAN terms 0."""
         n = self.nets
         real = self._begin(real_u8, lr_scale)
-        source, _ = sample_sources(real.shape[0], self.cfg.model.num_patches, source_beta=(1.0, 1.0),
+        b = real.shape[0]
+        source, _ = sample_sources(b, self.cfg.model.num_patches, source_beta=(1.0, 1.0),
                                    raster_prob=self.cfg.raster_prob, device=self.device)
-        z = torch.randn(real.shape[0], self.cfg.model.z_dim, device=self.device)
+        z = torch.randn(b, self.cfg.model.z_dim, device=self.device)
+        drawn = b - self._encoded_rows(b)
+        if drawn < b:
+            z_encoded, mean, log_variance = self._encoded_noise(real[drawn:], z[drawn:])
+            z = torch.cat([z[:drawn], z_encoded])
         with record_function(PHASES[4]), self.autocast:
             fake = n.G_train(real, source, z)
         losses = dict.fromkeys(LOSS_NAMES, torch.zeros((), device=self.device))
         losses["RC"] = source_reconstruction(fake.float(), real, source, self.cfg.model.patch_size)
         total = losses["RC"]
         if self.cfg.latent_regress > 0:  # z stays readable from the start (and, under DDP, every weight of G is used)
-            losses["LR"] = latent_regression(n.G.latent_regressor, fake.float(), z, source)
+            losses["LR"] = latent_regression(n.G.latent_regressor, fake[:drawn].float(), z[:drawn], source[:drawn])
             total = total + self.cfg.latent_regress * losses["LR"]
+        if drawn < b:
+            encoded_total, losses["VR"], losses["KL"] = self._encoded_terms(fake[drawn:], real[drawn:],
+                                                                            source[drawn:], mean, log_variance)
+            total = total + encoded_total
         with record_function(PHASES[5]):
             self._update(n.G, n.opt_g, total)
         with record_function(PHASES[6]):
@@ -161,11 +193,16 @@ class TrainStep:
         real2 = torch.cat([real, real])
         d_losses = self._train_d(real, m, step)
 
-        # ---- G update: L1 + L2 + L3 (+ mode seeking, latent regression, source reconstruction), D frozen, fresh noise
+        # ---- G update: L1 + L2 + L3 (+ mode seeking, latent regression, reconstructions), D frozen, fresh noise
         n.D.requires_grad_(False)
         twins, copies = extra_completions(c, b)  # the first `twins` pair-1 inputs `copies` more times, other noise
         extra = twins * copies
         z = torch.randn(2 * b + extra, c.model.z_dim, device=self.device)
+        # pair-1 completions drawn..b take z from q(z | x) (cVAE-GAN; none in the paper's step); the twins come first
+        drawn = b - self._encoded_rows(b)
+        if drawn < b:
+            z_encoded, mean, log_variance = self._encoded_noise(real[drawn:], z[drawn:b])
+            z = torch.cat([z[:drawn], z_encoded, z[b:]])
         g_images, g_sources = real2, source12
         if extra:  # off (the paper's step), no extra copies of the batch
             g_images = torch.cat([real2, real[:twins].repeat(copies, 1, 1, 1)])
@@ -184,9 +221,10 @@ class TrainStep:
             g_total = g_total + c.mode_seeking * ms_loss
         else:
             g_losses["MS"] = torch.zeros((), device=self.device)
-        if c.latent_regress > 0:
-            g_losses["LR"] = latent_regression(n.G.latent_regressor, torch.cat([fake1, fake2]).float(), z[:2 * b],
-                                               source12)
+        if c.latent_regress > 0:  # on the completions whose z was drawn from N(0, I)
+            g_losses["LR"] = latent_regression(n.G.latent_regressor, torch.cat([fake1[:drawn], fake2]).float(),
+                                               torch.cat([z[:drawn], z[b:2 * b]]),
+                                               torch.cat([m.source1[:drawn], m.source2]))
             g_total = g_total + c.latent_regress * g_losses["LR"]
         else:
             g_losses["LR"] = torch.zeros((), device=self.device)
@@ -209,6 +247,12 @@ class TrainStep:
             g_total = g_total + c.feature_matching * g_losses["FM"]
         else:
             g_losses["FM"] = torch.zeros((), device=self.device)
+        if drawn < b:
+            encoded_total, g_losses["VR"], g_losses["KL"] = self._encoded_terms(fake1[drawn:], real[drawn:],
+                                                                                m.source1[drawn:], mean, log_variance)
+            g_total = g_total + encoded_total
+        else:
+            g_losses["VR"] = g_losses["KL"] = torch.zeros((), device=self.device)
         with record_function(PHASES[5]):
             self._update(n.G, n.opt_g, g_total)
         n.D.requires_grad_(True)

@@ -1,7 +1,8 @@
 import torch
 
-from biglearn.losses import (discriminator_losses, feature_matching, generator_losses, latent_regression,
-                             mismatch_loss, mismatched_reals, mode_seeking, r1_penalty, source_reconstruction)
+from biglearn.losses import (discriminator_losses, encoded_reconstruction, feature_matching, generator_losses,
+                             kl_from_standard_normal, latent_regression, mismatch_loss, mismatched_reals, mode_seeking,
+                             r1_penalty, source_reconstruction)
 
 
 def logits(*values):
@@ -148,3 +149,25 @@ def test_feature_matching_is_the_layer_mean_distance_weighted_by_the_s_ratio():
     real = [r.clone().requires_grad_() for r in real]
     feature_matching(fake, real, half).backward()
     assert all(f.grad is not None for f in fake) and all(r.grad is None for r in real)
+
+
+def test_encoded_reconstruction_charges_every_completion_in_full_on_its_generated_pixels():
+    real = torch.zeros(2, 1, 8, 8)
+    fake = torch.zeros(2, 1, 8, 8)
+    fake[:, :, :4, :4] = 9.0          # the top-left patch: in S for image 0 (never charged), generated for image 1
+    fake[:, :, 4:] = 1.0              # the bottom patches: generated in both, error 1
+    source = torch.tensor([[True, False, False, False], [False, False, False, False]])   # image 1: a joint sample
+    # image 0: mean error 2/3 over its 3 generated patches; image 1 (S empty, charged too): (9 + 1 + 1) / 4
+    expected = (2 / 3 + 11 / 4) / 2
+    assert torch.isclose(encoded_reconstruction(fake, real, source, 4), torch.tensor(expected))
+    assert source_reconstruction(fake, real, source, 4) < encoded_reconstruction(fake, real, source, 4)
+    assert encoded_reconstruction(real, real, source, 4) == 0
+
+
+def test_kl_from_standard_normal_is_zero_only_at_the_standard_normal():
+    zero = torch.zeros(3, 4)
+    assert kl_from_standard_normal(zero, zero) == 0
+    # one dimension of mean 2: 0.5 * 4; one of variance e (log 1): 0.5 * (e - 2)
+    mean, log_variance = zero.clone(), zero.clone()
+    mean[:, 0], log_variance[:, 1] = 2.0, 1.0
+    assert torch.isclose(kl_from_standard_normal(mean, log_variance), torch.tensor(2.0 + 0.5 * (torch.e - 2)))

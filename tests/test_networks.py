@@ -146,6 +146,9 @@ def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation, d_arc
     cfg.model.d_mbstd_group = 4 if d_arch == "conv" else 0
     cfg.source_reconstruction = 1.0 if d_arch == "conv" else 0.0
     cfg.mismatch_reals = 1.0 if noise_modulation else 0.0
+    if noise_modulation:  # the cVAE-GAN: the regressor's log-variance head is trained through the encoded half
+        cfg.model.latent_dims, cfg.latent_regress = 4, 1.0
+        cfg.model.latent_encoder, cfg.encoded_reconstruction = True, 10.0
     torch.manual_seed(0)
     nets = build_networks(cfg, torch.device("cpu"), distributed=False)
     step = TrainStep(nets, cfg, torch.device("cpu"))
@@ -158,6 +161,8 @@ def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation, d_arc
     assert (losses[LOSS_NAMES.index("RC")] > 0) == (cfg.source_reconstruction > 0)
     assert (losses[LOSS_NAMES.index("MM")] > 0) == (cfg.mismatch_reals > 0)
     assert (losses[LOSS_NAMES.index("FM")] > 0) == (cfg.feature_matching > 0)
+    encoded = cfg.encoded_reconstruction > 0
+    assert (losses[LOSS_NAMES.index("VR")] > 0) == (losses[LOSS_NAMES.index("KL")] > 0) == encoded
     for name, module in (("G", nets.G), ("D", nets.D)):
         for pname, p in module.named_parameters():
             assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}.{pname} got no gradient"
@@ -184,6 +189,29 @@ def test_l1_pretraining_fits_g_to_the_hidden_pixels_and_leaves_d_alone():
     regressor = {k for k in g_before if k.startswith("latent_regressor.")}
     assert regressor and all(not torch.equal(nets.G.state_dict()[k], g_before[k]) for k in regressor
                              if k.endswith("weight"))
+
+
+def test_the_encoded_half_learns_to_give_back_the_real_image_from_its_code():
+    """cVAE-GAN: with S empty, only z (read from the real image) can tell G which image to give back."""
+    cfg = dataclasses.replace(tiny("mnist"), batch=16, pretrain_l1_kimg=1.0, latent_regress=1.0,
+                              encoded_reconstruction=10.0)
+    cfg.model.latent_dims, cfg.model.latent_encoder = 8, True
+    torch.manual_seed(0)
+    nets = build_networks(cfg, torch.device("cpu"), distributed=False)
+    step = TrainStep(nets, cfg, torch.device("cpu"))
+    data = torch.randint(0, 256, (16, 1, 16, 16), dtype=torch.uint8)
+    errors = [step.pretrain_l1(data, 1.0, 0.99)[LOSS_NAMES.index("VR")].item() for _ in range(60)]
+    assert sum(errors[-5:]) < 0.8 * sum(errors[:5]), errors
+    z = torch.randn(2, cfg.model.z_dim)
+    real = data[:2].float() / 127.5 - 1
+    empty = torch.zeros(2, cfg.model.num_patches, dtype=torch.bool)
+    with torch.no_grad():
+        code, _, _ = step._encoded_noise(real, z)
+        assert torch.equal(code[:, 8:], z[:, 8:]) and not torch.equal(code[:, :8], z[:, :8])
+        # the two images' codes give two different joint samples, the code of image 0 one closer to image 0
+        fakes = nets.G(real, empty, code)
+        own, other = (fakes[0] - real[0]).abs().mean(), (fakes[1] - real[0]).abs().mean()
+    assert own < other
 
 
 def test_completer_contract():

@@ -193,6 +193,9 @@ def test_a_dry_run_into_a_closed_pipe_exits_quietly():
     (["--set", "feature_matching=-1"], "feature_matching must not be negative"),
     (["--set", "d_warmup_kimg=-1"], "d_warmup_kimg must not be negative"),
     (["--set", "d_scales=3"], "d_scales must be 1 or 2"),
+    (["--set", "encoded_reconstruction=10"], "encoded_reconstruction and latent_encoder go together"),
+    (["--set", "latent_encoder=true"], "set latent_dims > 0"),
+    (["--set", "encoded_kl=-1"], "encoded_kl must not be negative"),
     (["--device", "banana"], "unknown device"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(flags, expected):
@@ -207,7 +210,8 @@ def test_bad_settings_are_refused_before_anything_runs(flags, expected):
                                         "noise_modulation=true", "--set", "mapping_lr_mult=0.01",
                                         "--set", "d_arch=conv", "--set", "mismatch_reals=1",
                                         "--set", "pretrain_l1_kimg=0.016", "--set", "d_scales=2",
-                                        "--set", "feature_matching=1"]],
+                                        "--set", "feature_matching=1", "--set", "latent_encoder=true",
+                                        "--set", "encoded_reconstruction=10"]],
                          ids=["paper-step", "additions"])
 def test_torchrun_two_processes_on_cpu(tmp_path, mnist_npz, flags):
     out = tmp_path / "ddp"

@@ -42,10 +42,11 @@ class LatentRegressor(nn.Module):
     """Reads z[:dims] back from a completed image: three strided convolutions, then a linear layer.
 
     Part of G and trained with it, so G is rewarded for completions from which the noise can be recovered, i.e. for
-    not ignoring z (beyond the paper; BicycleGAN's cLR-GAN regresses the latent code the same way).
+    not ignoring z (beyond the paper; BicycleGAN's cLR-GAN regresses the latent code the same way). `variational`
+    adds a log-variance head, so the same net is also BicycleGAN's encoder q(z | x) (`encode`).
     """
 
-    def __init__(self, channels: int, dims: int, width: int = 32):
+    def __init__(self, channels: int, dims: int, width: int = 32, variational: bool = False):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
@@ -53,10 +54,19 @@ class LatentRegressor(nn.Module):
             nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, dims),
         )
+        self.log_variance = nn.Linear(2 * width, dims) if variational else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images [B, C, H, W] in [-1, 1] -> [B, dims]."""
         return self.net(images)
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | x) of `variational`: images [B, C, H, W] in [-1, 1] -> (mean, log-variance), each [B, dims]; the
+        mean is what `forward` returns."""
+        if self.log_variance is None:
+            raise RuntimeError("encode needs a LatentRegressor built with variational=True (model.latent_encoder)")
+        features = self.net[:-1](images)
+        return self.net[-1](features), self.log_variance(features)
 
 
 class Generator(nn.Module):
@@ -94,7 +104,8 @@ class Generator(nn.Module):
             nn.Conv2d(hc, hc, 3, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(hc, cfg.channels, 3, padding=1),
         )
-        self.latent_regressor = LatentRegressor(cfg.channels, cfg.latent_dims) if cfg.latent_dims else None
+        self.latent_regressor = (LatentRegressor(cfg.channels, cfg.latent_dims, variational=cfg.latent_encoder)
+                                 if cfg.latent_dims else None)
         # Beyond the paper: the noise also modulates each decoder block's LayerNorms (scale and shift per patch).
         self.noise_modulation = (nn.ModuleList(nn.Linear(cfg.noise_dim, 4 * cfg.dec_dim)
                                                for _ in range(cfg.dec_depth)) if cfg.noise_modulation else None)
