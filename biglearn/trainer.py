@@ -170,7 +170,8 @@ def status_line(record: dict, total_kimg: float, eta: float, eta_of: str = "") -
            d_text + f"G {g:.3f} (L3 {record['L3']:.3f}) | ")
     return (f"kimg {record['kimg']:8.2f}/{total_kimg:g} | {record['img_per_s']:7.1f} img/s | " + gan
             + (f"MS {record['MS']:.3f} | " if record.get("MS") else "")
-            + "".join(f"{name} {record[name]:.3f} | " for name in ("LR", "RC", "MM", "FM", "VR", "KL") if record.get(name))
+            + "".join(f"{name} {record[name]:.3f} | " for name in ("LR", "RC", "MM", "FM", "VR", "KL")
+                      if record.get(name))
             + snapshot_text(record)
             + f"ETA{eta_of} {format_eta(eta)}")
 
