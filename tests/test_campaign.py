@@ -58,6 +58,13 @@ def test_a_campaign_starts_from_nothing_then_goes_on_from_its_saved_export(tmp_p
     assert record["kimg"] == 270.5 and [s["from_kimg"] for s in record["segments"]] == [0.0, 170.5]
 
 
+def fake_run_folder(run: Path, cfg: dict) -> None:
+    """A run folder with one training checkpoint holding `cfg` (what --resume auto --dry-run reads)."""
+    run.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": json.dumps({**cfg, "out": str(run)}), "step": 10, "images_seen": 1280,
+                "rng_cpu": torch.get_rng_state()}, run / "checkpoint-00000010.pt")
+
+
 def test_the_digits_campaign_adopts_both_parts_of_its_export_and_a_live_run_folder_is_resumed(tmp_path):
     cfg = planned(campaign(tmp_path, "digits", "5", "--dry-run"))
     assert cfg["tokenizer_from"] == "digits-multimodal" and cfg["transformer_from"] == "" and cfg["kimg"] == 3000
@@ -66,13 +73,24 @@ def test_the_digits_campaign_adopts_both_parts_of_its_export_and_a_live_run_fold
     cfg = planned(campaign(tmp_path, "digits", "5", "--dry-run"))
     exported = str(tmp_path / "campaigns/digits")
     assert cfg["tokenizer_from"] == cfg["transformer_from"] == exported and cfg["kimg"] == 2400
-    # a run folder with checkpoints (this session's segment) is resumed, not restarted
-    run = tmp_path / "runs/digits/from-600.0kimg"
-    run.mkdir(parents=True)
-    torch.save({"config": json.dumps({**cfg, "out": str(run)}), "step": 10, "images_seen": 1280,
-                "rng_cpu": torch.get_rng_state()}, run / "checkpoint-00000010.pt")
+    # the next stretch's run folder (started from the export) is resumed, not restarted
+    run = tmp_path / "runs/digits/from-600kimg"
+    fake_run_folder(run, cfg)
     resumed = campaign(tmp_path, "digits", "5", "--dry-run")
     assert "resuming" in resumed.stdout and planned(resumed)["out"] == str(run)
+
+
+def test_a_surviving_folder_of_the_last_saved_stretch_goes_on_and_its_save_replaces_its_entry(tmp_path):
+    first = tmp_path / "runs/celeba/from-0kimg"
+    fake_export(first / "export", 100.0)
+    assert campaign(tmp_path, "celeba", "save").returncode == 0
+    fake_run_folder(first, planned(campaign(tmp_path, "celeba", "5", "--dry-run")))   # the folder survived
+    resumed = campaign(tmp_path, "celeba", "5", "--dry-run")
+    assert "resuming" in resumed.stdout and planned(resumed)["out"] == str(first)
+    (first / "export/config.json").write_text(json.dumps({"kimg": 250.0}))            # it went on to 250 kimg
+    assert campaign(tmp_path, "celeba", "save").returncode == 0
+    record = json.loads((tmp_path / "campaigns/celeba/campaign.json").read_text())
+    assert record["kimg"] == 250.0 and [(s["from_kimg"], s["kimg"]) for s in record["segments"]] == [(0.0, 250.0)]
 
 
 def test_an_unknown_campaign_is_refused(tmp_path):

@@ -33,29 +33,17 @@ case $name in
     from_export=(--set "tokenizer_from=$exported" --set "transformer_from=$exported") ;;
   *) echo "unknown campaign $name (celeba or digits)" >&2; exit 2 ;;
 esac
-done_kimg=0
-if [[ -f $exported/campaign.json ]]; then
-  done_kimg=$($PY -c "import json, sys; print(json.load(open(sys.argv[1]))['kimg'])" "$exported/campaign.json")
-fi
+# K of the stretch saved last (its folder may have survived) and the kimg the campaign's weights have seen
+read -r last_kimg done_kimg < <($PY train/campaign_record.py where "$exported")
 out=$RUNS/$name/from-${done_kimg}kimg
+# The last saved stretch's folder, still there, goes on bit for bit (its next `save` replaces its entry).
+if [[ $last_kimg != none ]] && compgen -G "$RUNS/$name/from-${last_kimg}kimg/checkpoint-*.pt" > /dev/null; then
+  out=$RUNS/$name/from-${last_kimg}kimg
+fi
 
 if [[ $minutes == save ]]; then
-  exec $PY - "$out/export" "$exported" "$done_kimg" <<'EOF'
-import datetime, json, shutil, sys
-from pathlib import Path
-export, target, done = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
-segment_kimg = json.loads((export / "config.json").read_text())["kimg"]
-campaign_file = target / "campaign.json"
-campaign = json.loads(campaign_file.read_text()) if campaign_file.exists() else {"kimg": 0, "segments": []}
-target.mkdir(parents=True, exist_ok=True)
-for name in ("model.safetensors", "config.json"):
-    shutil.copyfile(export / name, target / name)
-campaign["segments"].append({"from_kimg": done, "kimg": segment_kimg,
-                             "saved": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")})
-campaign["kimg"] = round(done + segment_kimg, 3)
-campaign_file.write_text(json.dumps(campaign, indent=2) + "\n")
-print(f"saved {export} to {target}: the campaign's G has seen {campaign['kimg']} kimg")
-EOF
+  start_kimg=${out##*/from-}
+  exec $PY train/campaign_record.py save "$exported" "$out/export" "${start_kimg%kimg}"
 fi
 
 if compgen -G "$out/checkpoint-*.pt" > /dev/null; then
@@ -63,7 +51,7 @@ if compgen -G "$out/checkpoint-*.pt" > /dev/null; then
   exec $PY $trainer --out "$out" --resume auto --max-minutes "$minutes" "$@"
 fi
 left=$($PY -c "import sys; print(max(1.0, float(sys.argv[1]) - float(sys.argv[2])))" "$total" "$done_kimg")
-if [[ $done_kimg == 0 ]]; then
+if [[ $done_kimg == 0 ]]; then  # nothing saved yet
   echo "$name: starting from nothing, $left kimg"
   start=("${base[@]}" "${fresh[@]}")
 else
