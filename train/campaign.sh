@@ -33,8 +33,8 @@ case $name in
     from_export=(--set "tokenizer_from=$exported" --set "transformer_from=$exported") ;;
   *) echo "unknown campaign $name (celeba or digits)" >&2; exit 2 ;;
 esac
-# K of the stretch saved last (its folder may have survived) and the kimg the campaign's weights have seen
-read -r last_kimg done_kimg < <($PY train/campaign_record.py where "$exported")
+# K of the stretch saved last (its folder may have survived), the kimg the campaign's weights have seen, and left
+read -r last_kimg done_kimg left < <($PY train/campaign_record.py where "$exported" "$total")
 out=$RUNS/$name/from-${done_kimg}kimg
 # The last saved stretch's folder, still there, goes on bit for bit (its next `save` replaces its entry).
 if [[ $last_kimg != none ]] && compgen -G "$RUNS/$name/from-${last_kimg}kimg/checkpoint-*.pt" > /dev/null; then
@@ -50,7 +50,6 @@ if compgen -G "$out/checkpoint-*.pt" > /dev/null; then
   echo "$name: resuming $out"
   exec $PY $trainer --out "$out" --resume auto --max-minutes "$minutes" "$@"
 fi
-left=$($PY -c "import sys; print(max(1.0, float(sys.argv[1]) - float(sys.argv[2])))" "$total" "$done_kimg")
 if [[ $done_kimg == 0 ]]; then  # nothing saved yet
   echo "$name: starting from nothing, $left kimg"
   start=("${base[@]}" "${fresh[@]}")

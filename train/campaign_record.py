@@ -1,6 +1,7 @@
 """The record of a training campaign (checkpoints/campaigns/<name>/campaign.json), for train/campaign.sh.
 
-    python train/campaign_record.py where CAMPAIGN_DIR          -> "<K of the last saved stretch or none> <kimg seen>"
+    python train/campaign_record.py where CAMPAIGN_DIR TOTAL    -> "<K of the last saved stretch or none> <kimg seen>
+                                                                    <kimg left of TOTAL, at least 1>"
     python train/campaign_record.py save CAMPAIGN_DIR EXPORT K  -> copy EXPORT there as the stretch begun at K kimg
 
 kimg values print with %g, as the run folders are named (from-<K>kimg).
@@ -22,10 +23,10 @@ def read(campaign: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"kimg": 0, "segments": []}
 
 
-def where(campaign: Path) -> str:
+def where(campaign: Path, total_kimg: float) -> str:
     record = read(campaign)
     last = f"{record['segments'][-1]['from_kimg']:g}" if record["segments"] else "none"
-    return f"{last} {record['kimg']:g}"
+    return f"{last} {record['kimg']:g} {max(1.0, total_kimg - record['kimg']):g}"
 
 
 def save(campaign: Path, export: Path, start_kimg: float) -> str:
@@ -45,8 +46,8 @@ def save(campaign: Path, export: Path, start_kimg: float) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "where":
-        print(where(Path(argv[1])))
+    if len(argv) == 3 and argv[0] == "where":
+        print(where(Path(argv[1]), float(argv[2])))
     elif len(argv) == 4 and argv[0] == "save":
         print(save(Path(argv[1]), Path(argv[2]), float(argv[3])))
     else:
