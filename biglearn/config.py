@@ -170,6 +170,9 @@ class TrainConfig:
     encoded_kl: float = 0.01
     # Learning-rate multiplier of the noise mapping z -> n (StyleGAN trains its mapping at 0.01x); 1 = paper.
     mapping_lr_mult: float = 1.0
+    # Learning-rate multiplier of D (two time-scale update rule, Heusel et al. 2017, who ran D faster than G);
+    # 1 = paper.
+    d_lr_mult: float = 1.0
     # R1 on the real images under both (S, T) pairs D judges them with; off = pair 1 only (one R1 pass).
     r1_both_pairs: bool = False
     kimg: float = 1000.0
@@ -206,7 +209,7 @@ class TrainConfig:
                             "d_warmup_kimg", "feature_matching",
                             "snapshot_samples", "max_minutes", "limit_images"),
                      lambda v: v >= 0, "must not be negative")
-        check_values(self, ("mapping_lr_mult",), lambda v: v > 0, "must be positive")
+        check_values(self, ("mapping_lr_mult", "d_lr_mult"), lambda v: v > 0, "must be positive")
         if (self.latent_regress > 0) != (self.model.latent_dims > 0):
             raise ValueError("latent_regress and latent_dims go together: set both (a weight and how many noise "
                              f"dimensions to recover) or neither; got latent_regress {self.latent_regress}, "

@@ -50,7 +50,7 @@ def build_networks(cfg: TrainConfig, device: torch.device, distributed: bool) ->
     fused = device.type == "cuda"
     opt_args = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused)
     opt_g = torch.optim.AdamW(generator_param_groups(G, cfg.mapping_lr_mult), **opt_args)
-    opt_d = torch.optim.AdamW(D.parameters(), **opt_args)
+    opt_d = torch.optim.AdamW([{"params": list(D.parameters()), "lr_mult": cfg.d_lr_mult}], **opt_args)
 
     def fast(module):
         return torch.compile(module, dynamic=False, mode=cfg.compile_mode) if cfg.compile else module
@@ -118,6 +118,7 @@ def restore(nets: Networks, cfg: TrainConfig, path: Path, device: torch.device, 
         for group in opt.param_groups:  # the state dict brings its own; settings given for this run win (lr: per step)
             group.update(betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
     nets.opt_g.param_groups[0]["lr_mult"] = cfg.mapping_lr_mult
+    nets.opt_d.param_groups[0]["lr_mult"] = cfg.d_lr_mult
     progress = Progress(int(state["step"]), int(state["images_seen"]))
     if rank == 0:
         torch.set_rng_state(state["rng_cpu"])

@@ -45,6 +45,8 @@ VARIANTS=(
   "latent1-batch32-mismatch1-d4|$LATENT --set batch=32 --set mismatch_reals=1 --set d_depth=4"
   "latent1-batch32-mismatch1-cvae10|$LATENT --set batch=32 --set mismatch_reals=1 --set latent_encoder=true --set encoded_reconstruction=10"
   "latent1-batch32-mismatch1-cvae10-kl01|$LATENT --set batch=32 --set mismatch_reals=1 --set latent_encoder=true --set encoded_reconstruction=10 --set encoded_kl=0.1"
+  "latent1-batch32-mismatch4|$LATENT --set batch=32 --set mismatch_reals=4"
+  "latent1-batch32-mismatch1-dlr4|$LATENT --set batch=32 --set mismatch_reals=1 --set d_lr_mult=4"
 )
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for seed in $SEEDS; do
