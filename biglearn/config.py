@@ -59,6 +59,9 @@ class ModelConfig:
     # Beyond the paper: 2 adds a second D of the same arch on the image pooled 2x (pix2pixHD's multi-scale D;
     # nn/multiscale_discriminator.py), whose verdict cannot rest on speckle. 1 = one D (paper).
     d_scales: int = 1
+    # Beyond the paper: D also carries a critic that embeds the S part and the T part of an image separately and
+    # learns which T goes with which S (nn/consistency_critic.py), for TrainConfig.consistency. Off = paper.
+    consistency_critic: bool = False
 
     @property
     def grid(self) -> int:
@@ -168,6 +171,12 @@ class TrainConfig:
     # Weight of the KL divergence of q(z | x) from N(0, I) beside it (BicycleGAN: 0.01 against 10 on the L1 term),
     # which keeps the encoded codes where sampling draws them.
     encoded_kl: float = 0.01
+    # Beyond the paper: weight of G's consistency term. D's critic (model.consistency_critic) learns on real images
+    # to pick each image's T among the batch's from its S alone, never seeing both at once (so not by the seam);
+    # G pays the same InfoNCE loss on its pair-1 completions, i.e. when its T does not belong with its S more than
+    # with the other images' S. Both need a batch that shares one (S, T): with it on, each step draws one pair set
+    # for the whole batch, as Alg. 2 does. Logged as CR (the critic's loss on reals) and CF (G's). 0 = off (paper).
+    consistency: float = 0.0
     # Learning-rate multiplier of the noise mapping z -> n (StyleGAN trains its mapping at 0.01x); 1 = paper.
     mapping_lr_mult: float = 1.0
     # Learning-rate multiplier of D (two time-scale update rule, Heusel et al. 2017, who ran D faster than G);
@@ -206,7 +215,7 @@ class TrainConfig:
         check_values(self, ("weight_decay", "warmup_epochs", "grad_clip", "r1_gamma", "ema_rampup", "mode_seeking",
                             "latent_regress", "source_reconstruction", "mismatch_reals",
                             "encoded_reconstruction", "encoded_kl", "pretrain_l1_kimg",
-                            "d_warmup_kimg", "feature_matching",
+                            "d_warmup_kimg", "feature_matching", "consistency",
                             "snapshot_samples", "max_minutes", "limit_images"),
                      lambda v: v >= 0, "must not be negative")
         check_values(self, ("mapping_lr_mult", "d_lr_mult"), lambda v: v > 0, "must be positive")
@@ -219,6 +228,11 @@ class TrainConfig:
             raise ValueError("encoded_reconstruction and latent_encoder go together: set both (a weight and the "
                              f"encoder head) or neither; got encoded_reconstruction {self.encoded_reconstruction}, "
                              f"latent_encoder {self.model.latent_encoder}")
+        if (self.consistency > 0) != self.model.consistency_critic:
+            # A critic nothing trains G with is wasted work (and a critic without one has nothing to say).
+            raise ValueError("consistency and consistency_critic go together: set both (G's weight and D's critic) "
+                             f"or neither; got consistency {self.consistency}, consistency_critic "
+                             f"{self.model.consistency_critic}")
         if self.reconstruction_samples > 1 and (self.mode_seeking > 0 or self.source_reconstruction == 0):
             raise ValueError("reconstruction_samples > 1 needs source_reconstruction > 0 and mode_seeking 0 (each "
                              f"completes extra copies of the batch); got source_reconstruction "

@@ -143,3 +143,12 @@ def mismatch_loss(mixed_on1: torch.Tensor, mixed_on2: torch.Tensor, source_mask:
     weight = 4 * source_mask.float().mean(dim=1) * target_mask.float().mean(dim=1)
     weight = weight.reshape(-1, *[1] * (mixed_on1.dim() - 1))
     return 0.5 * (weight * (F.softplus(mixed_on1) + F.softplus(mixed_on2))).mean()
+
+
+def consistency_contrast(source_embeddings: torch.Tensor, target_embeddings: torch.Tensor,
+                         temperature: float = 0.1) -> torch.Tensor:
+    """InfoNCE both ways over a batch that shares one (S, T): image i's S embedding must pick its own T among the
+    batch's, and its T its own S (embeddings [B, E], unit length). log B when they tell nothing, 0 at best."""
+    logits = source_embeddings @ target_embeddings.T / temperature
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))

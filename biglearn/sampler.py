@@ -10,6 +10,7 @@ so S1 u T1 = S2 u T2 as Eq. (5) requires. All masks are [B, L] bool: static shap
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 import torch
 
@@ -22,6 +23,16 @@ class PairMasks:
     target1: torch.Tensor
     source2: torch.Tensor
     target2: torch.Tensor
+
+    @cached_property
+    def sources(self) -> torch.Tensor:
+        """[2B, L]: S1 of every sample, then S2 (how the step lays out a batch judged under both pairs)."""
+        return torch.cat([self.source1, self.source2])
+
+    @cached_property
+    def targets(self) -> torch.Tensor:
+        """[2B, L]: T1, then T2."""
+        return torch.cat([self.target1, self.target2])
 
 
 def _beta(shape: tuple[float, float], batch: int, device: torch.device) -> torch.Tensor:

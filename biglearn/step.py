@@ -1,5 +1,5 @@
-"""One BigLearn-GAN iteration (Alg. 2): a D update on J1+J2+J3 (+R1, MM), then a G update on L1+L2+L3 (+MS, LR, RC,
-VR, KL, FM).
+"""One BigLearn-GAN iteration (Alg. 2): a D update on J1+J2+J3 (+R1, MM, CR), then a G update on L1+L2+L3 (+MS, LR,
+RC, VR, KL, FM, CF).
 
 Both pairs go through each network in one batched call (G on 2B images, D on 6B, 8B or 4B), which keeps shapes
 static for torch.compile and lets DDP see exactly one forward per network per update.
@@ -16,16 +16,17 @@ from torch.profiler import record_function
 
 from biglearn.augment import color_augment
 from biglearn.config import TrainConfig
-from biglearn.losses import (discriminator_losses, encoded_reconstruction, feature_matching, generator_losses,
-                             kl_from_standard_normal, latent_regression, mismatch_loss, mismatched_reals, mode_seeking,
-                             r1_penalty, source_reconstruction)
+from biglearn.losses import (consistency_contrast, discriminator_losses, encoded_reconstruction, feature_matching,
+                             generator_losses, kl_from_standard_normal, latent_regression, mismatch_loss,
+                             mismatched_reals, mode_seeking, r1_penalty, source_reconstruction)
 from biglearn.patches import pixel_mask
 from biglearn.sampler import PairMasks, sample_pairs, sample_sources
 
 # MS: the mode-seeking ratio; LR: the latent-regression error |z_hat - z|; RC: the S-ratio-weighted L1 error on T;
 # MM: D's loss on mismatched reals; FM: feature matching; VR, KL: the cVAE-GAN's L1 error of the completions whose z
-# was encoded from the real image, and that encoding's KL divergence from N(0, I) (each 0 when off)
-LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS", "LR", "RC", "MM", "FM", "VR", "KL")
+# was encoded from the real image, and that encoding's KL divergence from N(0, I); CR, CF: the consistency critic's
+# InfoNCE loss on real images (D's) and on G's completions (G's) (each 0 when off)
+LOSS_NAMES = ("J1", "J2", "J3", "R1", "L1", "L2", "L3", "MS", "LR", "RC", "MM", "FM", "VR", "KL", "CR", "CF")
 # Profiler ranges of one iteration, in order: a profile then says which part limits the step. R1's own pass
 # (forward and first backward) is "R1"; its double backward runs inside "D backward + step".
 PHASES = ("G samples for D", "D forward", "R1", "D backward + step", "G and D forward for G", "G backward + step",
@@ -52,13 +53,17 @@ class TrainStep:
                          else contextlib.nullcontext())
         self.cuda_graphs = cfg.compile and cfg.compile_mode == "reduce-overhead"
 
-    def _discriminate(self, d: nn.Module, images: torch.Tensor, source: torch.Tensor,
-                      target: torch.Tensor, chunk: int) -> torch.Tensor:
-        """images: chunks of `chunk` images, each twice in a row (judged under pair 1, then under pair 2)."""
+    def _discriminate(self, d: nn.Module, images: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
+                      chunk: int, critic_views: tuple[torch.Tensor, ...] | None = None):
+        """images: chunks of `chunk` images, each twice in a row (judged under pair 1, then under pair 2).
+        -> logits, or (logits, the consistency critic's embeddings of critic_views) when those are given."""
         if self.cfg.diffaug:
             visible = pixel_mask(source | target, self.cfg.model.patch_size)
             images = color_augment(images, visible, chunk=chunk, copies=2)
-        return d(images, source, target).float()
+        if critic_views is None:
+            return d(images, source, target).float()
+        logits, embeddings = d(images, source, target, critic_views=critic_views)
+        return logits.float(), embeddings
 
     def _update(self, net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
@@ -71,7 +76,7 @@ class TrainStep:
         c = self.cfg
         return sample_pairs(batch, c.model.num_patches, source_beta=c.source_beta, target_beta=c.target_beta,
                             comm_beta=c.comm_beta, raster_prob=c.raster_prob, device=self.device,
-                            group=c.model.d_mbstd_group if c.group_masks else 1)
+                            group=batch if c.consistency > 0 else c.model.d_mbstd_group if c.group_masks else 1)
 
     def _begin(self, real_u8: torch.Tensor, lr_scale: float) -> torch.Tensor:
         """Set both optimizers' learning rates; -> the batch as floats in [-1, 1] (flipped where xflip says)."""
@@ -105,6 +110,19 @@ class TrainStep:
         error = encoded_reconstruction(fakes.float(), real, source, c.model.patch_size)
         divergence = kl_from_standard_normal(mean, log_variance)
         return c.encoded_reconstruction * error + c.encoded_kl * divergence, error, divergence
+
+    def _consistency(self, embeddings: tuple[torch.Tensor, torch.Tensor] | None, m: PairMasks) -> torch.Tensor:
+        """The critic's InfoNCE loss on the (S, T) embeddings of 2B images, B under pair 1 then B under pair 2, each
+        pair shared by the batch (0 when off), averaged over the pairs. A pair whose S or T is empty has nothing to
+        match and pays 0 (its embeddings still enter, so that DDP sees every weight used)."""
+        if embeddings is None:
+            return torch.zeros((), device=self.device)
+        total = torch.zeros((), device=self.device)
+        for source, target, s_view, t_view in zip((m.source1, m.source2), (m.target1, m.target2),
+                                                  *(e.chunk(2) for e in embeddings)):
+            informative = source[0].any() & target[0].any()
+            total = total + consistency_contrast(s_view, t_view) * informative.float()
+        return total / 2
 
     def pretrain_l1(self, real_u8: torch.Tensor, lr_scale: float, ema_beta: float) -> torch.Tensor:
         """One G update on the L1 error of T (pretrain_l1_kimg), plus latent regression and the cVAE-GAN terms
@@ -150,20 +168,25 @@ class TrainStep:
         """D update: J1 + J2 + J3 (+ R1 every r1_every steps, scaled by r1_every; + MM on mismatched reals)."""
         c, n = self.cfg, self.nets
         b = real.shape[0]
+        real2 = torch.cat([real, real])
         z = torch.randn(2 * b, c.model.z_dim, device=self.device)
         with record_function(PHASES[0]), torch.no_grad(), self.autocast:
-            fake1, fake2 = n.G_fast(torch.cat([real, real]), torch.cat([m.source1, m.source2]), z).chunk(2)
+            fake1, fake2 = n.G_fast(real2, m.sources, z).chunk(2)
         d_images = [real, real, fake1, fake1, fake2, fake2]
         if c.mismatch_reals > 0:  # off (the paper's step)
             mixed = mismatched_reals(real, m.target1, c.model.patch_size)
             d_images += [mixed, mixed]
         chunks = len(d_images) // 2  # each chunk of B images judged under pair 1, then under pair 2
+        critic_views = (real2, m.sources, m.targets) if c.consistency > 0 else None
         with record_function(PHASES[1]), self.autocast:
-            logits = self._discriminate(n.D_train, torch.cat(d_images), torch.cat([m.source1, m.source2] * chunks),
-                                        torch.cat([m.target1, m.target2] * chunks), b)
+            judged = self._discriminate(n.D_train, torch.cat(d_images), m.sources.repeat(chunks, 1),
+                                        m.targets.repeat(chunks, 1), b, critic_views)
+        logits, embeddings = judged if critic_views is not None else (judged, None)
         logits = logits.chunk(len(d_images))
         d_losses = discriminator_losses(*logits[:6])
         d_total = d_losses["J1"] + d_losses["J2"] + d_losses["J3"]
+        d_losses["CR"] = self._consistency(embeddings, m)
+        d_total = d_total + d_losses["CR"]
         if c.mismatch_reals > 0:
             d_losses["MM"] = mismatch_loss(*logits[6:], m.source1, m.target1)
             d_total = d_total + c.mismatch_reals * d_losses["MM"]
@@ -171,8 +194,7 @@ class TrainStep:
             d_losses["MM"] = torch.zeros((), device=self.device)
         if c.r1_gamma > 0 and step % c.r1_every == 0:
             # Pair 1 only (the paper's step), or both pairs in one pass over the reals twice
-            r1_real, r1_source, r1_target = ((torch.cat([real, real]), torch.cat([m.source1, m.source2]),
-                                              torch.cat([m.target1, m.target2])) if c.r1_both_pairs
+            r1_real, r1_source, r1_target = ((real2, m.sources, m.targets) if c.r1_both_pairs
                                              else (real, m.source1, m.target1))
             with record_function(PHASES[2]), self.autocast, sdpa_kernel(SDPBackend.MATH):
                 r1 = r1_penalty(lambda x: n.D(x, r1_source, r1_target).float(), r1_real, c.r1_gamma)
@@ -189,7 +211,6 @@ class TrainStep:
         real = self._begin(real_u8, lr_scale)
         b = real.shape[0]
         m = self.sample_masks(b)
-        source12 = torch.cat([m.source1, m.source2])
         real2 = torch.cat([real, real])
         d_losses = self._train_d(real, m, step)
 
@@ -203,15 +224,14 @@ class TrainStep:
         if drawn < b:
             z_encoded, mean, log_variance = self._encoded_noise(real[drawn:], z[drawn:b])
             z = torch.cat([z[:drawn], z_encoded, z[b:]])
-        g_images, g_sources = real2, source12
+        g_images, g_sources = real2, m.sources
         if extra:  # off (the paper's step), no extra copies of the batch
             g_images = torch.cat([real2, real[:twins].repeat(copies, 1, 1, 1)])
-            g_sources = torch.cat([source12, m.source1[:twins].repeat(copies, 1)])
+            g_sources = torch.cat([m.sources, m.source1[:twins].repeat(copies, 1)])
         with record_function(PHASES[4]), self.autocast:
             fake1, fake2, twin = n.G_train(g_images, g_sources, z).split([b, b, extra])
             logits = self._discriminate(n.D_fast, torch.cat([fake1, fake1, fake2, fake2]),
-                                        torch.cat([m.source1, m.source2] * 2),
-                                        torch.cat([m.target1, m.target2] * 2), b)
+                                        m.sources.repeat(2, 1), m.targets.repeat(2, 1), b)
         g_losses = generator_losses(*logits.chunk(4))
         g_total = g_losses["L1"] + g_losses["L2"] + g_losses["L3"]
         if c.mode_seeking > 0:
@@ -233,7 +253,7 @@ class TrainStep:
                 fakes, reals, sources = torch.stack([fake1[:twins], *twin.chunk(copies)]), real[:twins], \
                     m.source1[:twins]
             else:
-                fakes, reals, sources = torch.cat([fake1, fake2]), real2, source12
+                fakes, reals, sources = torch.cat([fake1, fake2]), real2, m.sources
             g_losses["RC"] = source_reconstruction(fakes.float(), reals, sources, c.model.patch_size)
             g_total = g_total + c.source_reconstruction * g_losses["RC"]
         else:
@@ -247,6 +267,11 @@ class TrainStep:
             g_total = g_total + c.feature_matching * g_losses["FM"]
         else:
             g_losses["FM"] = torch.zeros((), device=self.device)
+        if c.consistency > 0:  # the critic (frozen with D) on both pairs' completions; S is real there, T is G's
+            g_losses["CF"] = self._consistency(n.D.critic(torch.cat([fake1, fake2]), m.sources, m.targets), m)
+            g_total = g_total + c.consistency * g_losses["CF"]
+        else:
+            g_losses["CF"] = torch.zeros((), device=self.device)
         if drawn < b:
             encoded_total, g_losses["VR"], g_losses["KL"] = self._encoded_terms(fake1[drawn:], real[drawn:],
                                                                                 m.source1[drawn:], mean, log_variance)

@@ -20,6 +20,7 @@ from biglearn.config import TrainConfig, check_batch
 from biglearn.data import load_dataset
 from biglearn.inference import Completer, resolve_checkpoint, resolve_device
 from biglearn.metrics.snapshot import load_judge, probe_images, snapshot_metrics
+from biglearn.nn.consistency_critic import DiscriminatorWithCritic
 from biglearn.nn.conv_discriminator import ConvDiscriminator
 from biglearn.nn.discriminator import Discriminator
 from biglearn.nn.multiscale_discriminator import MultiScaleDiscriminator
@@ -45,6 +46,8 @@ def setup_distributed(cfg: TrainConfig) -> tuple[torch.device, int, int]:
 def build_networks(cfg: TrainConfig, device: torch.device, distributed: bool) -> Networks:
     discriminator = ConvDiscriminator if cfg.model.d_arch == "conv" else Discriminator
     D = MultiScaleDiscriminator(cfg.model, discriminator) if cfg.model.d_scales == 2 else discriminator(cfg.model)
+    if cfg.model.consistency_critic:
+        D = DiscriminatorWithCritic(D, cfg.model)
     G, D = Generator(cfg.model).to(device), D.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     fused = device.type == "cuda"
@@ -171,7 +174,7 @@ def status_line(record: dict, total_kimg: float, eta: float, eta_of: str = "") -
            d_text + f"G {g:.3f} (L3 {record['L3']:.3f}) | ")
     return (f"kimg {record['kimg']:8.2f}/{total_kimg:g} | {record['img_per_s']:7.1f} img/s | " + gan
             + (f"MS {record['MS']:.3f} | " if record.get("MS") else "")
-            + "".join(f"{name} {record[name]:.3f} | " for name in ("LR", "RC", "MM", "FM", "VR", "KL")
+            + "".join(f"{name} {record[name]:.3f} | " for name in ("LR", "RC", "MM", "FM", "VR", "KL", "CR", "CF")
                       if record.get(name))
             + snapshot_text(record)
             + f"ETA{eta_of} {format_eta(eta)}")

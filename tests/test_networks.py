@@ -149,6 +149,8 @@ def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation, d_arc
     if noise_modulation:  # the cVAE-GAN: the regressor's log-variance head is trained through the encoded half
         cfg.model.latent_dims, cfg.latent_regress = 4, 1.0
         cfg.model.latent_encoder, cfg.encoded_reconstruction = True, 10.0
+    if d_scales == 2:  # the consistency critic rides along D; an S-ratio near 0.5 makes both steps' pairs matchable
+        cfg.model.consistency_critic, cfg.consistency, cfg.source_beta = True, 1.0, (5.0, 5.0)
     torch.manual_seed(0)
     nets = build_networks(cfg, torch.device("cpu"), distributed=False)
     step = TrainStep(nets, cfg, torch.device("cpu"))
@@ -163,6 +165,7 @@ def test_every_parameter_gets_a_gradient_from_the_losses(noise_modulation, d_arc
     assert (losses[LOSS_NAMES.index("FM")] > 0) == (cfg.feature_matching > 0)
     encoded = cfg.encoded_reconstruction > 0
     assert (losses[LOSS_NAMES.index("VR")] > 0) == (losses[LOSS_NAMES.index("KL")] > 0) == encoded
+    assert (losses[LOSS_NAMES.index("CR")] > 0) == (losses[LOSS_NAMES.index("CF")] > 0) == (cfg.consistency > 0)
     for name, module in (("G", nets.G), ("D", nets.D)):
         for pname, p in module.named_parameters():
             assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}.{pname} got no gradient"

@@ -196,6 +196,7 @@ def test_a_dry_run_into_a_closed_pipe_exits_quietly():
     (["--set", "encoded_reconstruction=10"], "encoded_reconstruction and latent_encoder go together"),
     (["--set", "latent_encoder=true"], "set latent_dims > 0"),
     (["--set", "encoded_kl=-1"], "encoded_kl must not be negative"),
+    (["--set", "consistency=1"], "consistency and consistency_critic go together"),
     (["--device", "banana"], "unknown device"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(flags, expected):
@@ -211,7 +212,8 @@ def test_bad_settings_are_refused_before_anything_runs(flags, expected):
                                         "--set", "d_arch=conv", "--set", "mismatch_reals=1",
                                         "--set", "pretrain_l1_kimg=0.016", "--set", "d_scales=2",
                                         "--set", "feature_matching=1", "--set", "latent_encoder=true",
-                                        "--set", "encoded_reconstruction=10"]],
+                                        "--set", "encoded_reconstruction=10", "--set", "consistency_critic=true",
+                                        "--set", "consistency=1"]],
                          ids=["paper-step", "additions"])
 def test_torchrun_two_processes_on_cpu(tmp_path, mnist_npz, flags):
     out = tmp_path / "ddp"
