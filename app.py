@@ -15,6 +15,7 @@ from biglearn.app.models import configure_threads
 from biglearn.app.page.digits_tab import digits_tab_layout, wire_digits_tab
 from biglearn.app.page.endpoints import add_api
 from biglearn.app.page.image_cache import write_image_outputs_atomically
+from biglearn.app.page.limits import refuse_url_fetches, server_limits
 from biglearn.app.page.images_tab import images_tab_layout, wire_images_tab
 from biglearn.app.page.session_box import session_state
 from biglearn.app.session import Studio
@@ -34,6 +35,7 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
     studio = studio or Studio()
     digits = digits or DigitsStudio(device=studio.cache.device)
     write_image_outputs_atomically()  # concurrent identical outputs were served truncated (see image_cache)
+    refuse_url_fetches()  # a file input given a URL made Gradio download it, unbounded (see limits)
     # Every 10 minutes, the uploads and returned files older than 30 minutes are deleted; all of them at exit.
     with gr.Blocks(title="BigLearn Studio", delete_cache=(600, 1800)) as demo:
         state = session_state()  # the "Complete images" tab's session box (the digits tab holds its own)
@@ -50,8 +52,10 @@ def build_demo(studio: Studio | None = None, digits: DigitsStudio | None = None)
 
 
 def launch_options() -> dict:
-    """`launch()`'s options, shared with the tests that launch the page in-process."""
-    return dict(max_file_size=MAX_FILE_BYTES, ssr_mode=False, show_error=True)
+    """`launch()`'s options, shared with the tests that launch the page in-process. Errors the visitor can act on
+    are gr.Error / gr.Warning, shown whatever show_error says; any other exception's text (which may hold a server
+    path) stays in the server's log."""
+    return dict(max_file_size=MAX_FILE_BYTES, ssr_mode=False, show_error=False, **server_limits())
 
 
 def main() -> None:

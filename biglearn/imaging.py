@@ -23,6 +23,9 @@ MAX_FILE_BYTES = 10 * 1024 * 1024   # uploads larger than this are refused
 MAX_PIXELS = 50_000_000             # decoded size limit (after JPEG draft-mode reduction)
 WORKING_SIDE = 512                  # uploads are reduced so that their long side is at most this (models: <= 120 px)
 DIGIT_BOX = 20 / 28                 # MNIST fits each digit into a 20x20 box of the 28x28 frame
+# What an upload may be: the formats the messages name. Pillow would otherwise try every decoder it has, EPS (which
+# runs Ghostscript where it is installed) and rarely used ones included.
+READABLE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG covers MPO (phone photos)
 DECODE_SLOTS = 2                    # pictures decoded at once in one process (see load_image)
 _DECODING = threading.BoundedSemaphore(DECODE_SLOTS)
 
@@ -70,7 +73,7 @@ def _open(source) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_image checks the size itself
-            return Image.open(stream)
+            return Image.open(stream, formats=READABLE_FORMATS)
     except Image.DecompressionBombError:
         raise ImageError(f"this image has too many pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels") from None
     except UnidentifiedImageError:

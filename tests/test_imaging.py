@@ -107,6 +107,10 @@ def test_big_images_are_reduced_to_the_working_size():
 @pytest.mark.parametrize("content, message", [
     (b"definitely not an image", "not an image"),
     (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image|damaged"),
+    # formats outside the list are not even tried: EPS (Ghostscript where installed), ICO, PPM
+    (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n", "not an image"),
+    (b"\x00\x00\x01\x00\x01\x00\x08\x08\x00\x00\x01\x00\x20\x00" + b"\x00" * 300, "not an image"),
+    (b"P6\n8 8\n255\n" + b"\x7f" * 192, "not an image"),
 ])
 def test_corrupt_files_raise_image_error(tmp_path, content, message):
     path = tmp_path / "bad.png"

@@ -178,3 +178,107 @@ def test_odd_values_get_the_apps_own_message(server, name, data, error):
     url, config = server
     answer = call(url, config, endpoint(config, name), data)
     assert answer["success"] is False and error in json.dumps(answer["output"]), answer
+
+
+def editor_file(path: Path):
+    from gradio.data_classes import FileData
+    return FileData(path=str(path))
+
+
+def test_editor_values_are_bounded_before_any_decoding(tmp_path, monkeypatch):
+    """A few-kilobyte PNG that decodes to 13,000 x 13,000, sent as 40 layers: refused from its header alone."""
+    import gradio as gr
+    from gradio.components.image_editor import EditorData
+
+    from biglearn.app.page.editors import MAX_LAYERS, ImageEditor
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    editor = ImageEditor(type="numpy", image_mode="RGBA", format="png", canvas_size=(480, 480), render=False)
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (13_000, 13_000)).save(bomb)
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(gr.Error, match="13000 x 13000 pixels; the canvas is 480 x 480"):
+        editor.preprocess(EditorData(background=None, layers=[editor_file(bomb)] * 40, composite=None))
+    drawn = tmp_path / "drawn.png"
+    Image.new("RGBA", (480, 480), (255, 0, 0, 255)).save(drawn)
+    value = editor.preprocess(EditorData(background=None, layers=[editor_file(drawn)] * 40, composite=None))
+    assert len(value["layers"]) == MAX_LAYERS and value["layers"][0].shape == (480, 480, 4)
+    for outside in (secret_picture(tmp_path.parent), "not-a-png.png"):
+        with pytest.raises(gr.Error, match="cannot be read"):
+            editor.preprocess(EditorData(background=editor_file(outside), layers=[], composite=None))
+
+
+def secret_picture(folder: Path) -> Path:
+    path = folder / "outside.png"
+    Image.new("RGBA", (8, 8)).save(path)
+    return path
+
+
+def test_the_editor_blob_store_takes_only_the_page_s_layers_and_keeps_few_values():
+    import gradio as gr
+    from gradio.components.image_editor import AcceptBlobs
+
+    from biglearn.app.page.editors import MAX_BLOB_BYTES, MAX_STORED_VALUES, ImageEditor
+
+    editor = ImageEditor(render=False)
+
+    def blob(kind="layer", index=0, size=10, id="a"):
+        return AcceptBlobs(data={"type": kind, "index": index, "file": b"", "id": id}, files=[("blob", b"x" * size)])
+    for bad in (blob(index=10**9), blob(index=-1), blob(index=None), blob(kind="other"),
+                blob(size=MAX_BLOB_BYTES + 1)):
+        with pytest.raises(gr.Error):
+            editor.accept_blobs(bad)
+    assert not editor.blob_storage
+    for i in range(3 * MAX_STORED_VALUES):
+        editor.accept_blobs(blob(id=f"value-{i}"))
+    assert len(editor.blob_storage) == MAX_STORED_VALUES and f"value-{3 * MAX_STORED_VALUES - 1}" in editor.blob_storage
+    editor.accept_blobs(blob(kind="composite", index=7, id="value-0-new"))
+    assert editor.blob_storage["value-0-new"].composite == b"x" * 10 and not editor.blob_storage["value-0-new"].layers
+
+
+def test_the_server_fetches_no_url_it_is_given(server):
+    from gradio import processing_utils
+
+    from biglearn.app.page.limits import URL_REFUSED
+    with pytest.raises(ValueError, match=URL_REFUSED):
+        processing_utils.save_url_to_cache("https://example.org/endless.png", "/tmp")
+    url, config = server
+    index = endpoint(config, "complete")
+    answer = call(url, config, index, [{"path": "https://example.org/endless.png", "meta": {"_type": "gradio.FileData"}},
+                                       "faces", "", 0.5, "random", 0])
+    assert answer["success"] is False
+
+
+def test_unexpected_errors_do_not_show_server_paths(server):
+    import os
+    url, config = server
+    answer = call(url, config, endpoint(config, "complete"),
+                  [{"path": "x.png", "meta": {"_type": "gradio.FileData"}}, "faces", "", 0.5, "random", 0])
+    assert answer["success"] is False and os.getcwd() not in json.dumps(answer)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared-length", "chunked"])
+def test_request_bodies_over_the_limit_are_refused(server, chunked):
+    import http.client
+    import urllib.parse
+
+    from biglearn.app.page.limits import MAX_REQUEST_BYTES
+    url, config = server
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    body = b"x" * (MAX_REQUEST_BYTES + 1)
+    path = f"{config.get('api_prefix', '/gradio_api')}/queue/join"
+    if chunked:
+        connection.request("POST", path, body=iter([body[:2**20], body[2**20:]]), encode_chunked=True,
+                           headers={"Content-Type": "application/json"})
+    else:
+        connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    assert connection.getresponse().status == 413
+
+
+def test_click_positions_are_checked():
+    from biglearn.app.values import parse_point
+    assert parse_point([3, 4.5]) == (3.0, 4.5)
+    for bad in ("ab", 5, [1], [1, 2, 3], ["x", 1], [float("nan"), 1], None):
+        with pytest.raises(ValueError):
+            parse_point(bad)

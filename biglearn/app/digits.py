@@ -187,7 +187,7 @@ class DigitsCapabilities:
     def sweep(self, image: np.ndarray, mode: str, label: int | None, seed: int, sampling: Sampling) -> np.ndarray:
         """Completions with S-ratio 0.0 ... 0.9 of the same noise, then the input, captioned, side by side."""
         if mode not in M.RATIO_MODES:
-            raise ValueError(f"the sweep mode must be one of {', '.join(M.RATIO_MODES)}, not {mode!r}")
+            raise ValueError(f"the sweep mode must be one of {', '.join(M.RATIO_MODES)}, not {short(mode)}")
         model = self.model()
         keeps = np.stack([M.tool_mask(mode, model.grid, ratio=ratio, seed=seed * 1000 + i)
                           for i, ratio in enumerate(SHEET_RATIOS)])
@@ -373,7 +373,7 @@ class DigitsApi(DigitsCapabilities):
                     ) -> tuple[np.ndarray, str]:
         if image is None:
             raise ValueError("an input image is required")
-        mode = (mode or "random").strip().lower()
+        mode = (check_text(mode, "the sweep mode") or "random").strip().lower()
         strip = self.sweep(digit_input(image), mode, parse_label(label), parse_seed(seed),
                            parse_sampling(temperature, order, guidance))
         return strip, f"S-ratio sweep, {mode} S."

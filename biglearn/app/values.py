@@ -43,6 +43,13 @@ def parse_count(value, what: str, low: int, high: int) -> int:
     return count
 
 
+def parse_point(index) -> tuple[float, float]:
+    """A click's position on a picture (gr.SelectData.index, [x, y], as sent by the client); ValueError otherwise."""
+    if not isinstance(index, (list, tuple)) or len(index) != 2:
+        raise ValueError(f"a click must be at a point [x, y], not {short(index)}")
+    return parse_number(index[0], "the click's x"), parse_number(index[1], "the click's y")
+
+
 def parse_seed(seed) -> int:
     """A seed: blank means 0; taken modulo 2**31."""
     return parse_whole(0 if seed is None or seed == "" else seed, "the seed") % 2**31

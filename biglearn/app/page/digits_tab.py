@@ -8,10 +8,12 @@ from biglearn.app import masks as M
 from biglearn.app.digits import (ANY_LABEL, DEFAULT_GUIDANCE, DEFAULT_TEMPERATURE, GENERATE_CHOICES, LABEL_CHOICES,
                                  MAX_COUNT, MAX_TEMPERATURE, NO_LABEL, DigitsStudio)
 from biglearn.app.page.controls import IMAGE_OUT, LIVE_SLIDER, RATIO_LABEL, uploaded
+from biglearn.app.page.editors import ImageEditor
 from biglearn.app.page.session_box import SessionBox, TabEvents, session_state
 from biglearn.app.pictures import list_examples
 from biglearn.app.session import USER_ERRORS
 from biglearn.app.sliders import RATIO_RANGE
+from biglearn.app.values import parse_point, parse_whole
 from biglearn.multimodal.model import MAX_GUIDANCE, SAMPLING_ORDERS
 
 DIGITS_INTRO = """### One model that classifies, generates and completes digits (paper §4.3, App. E)
@@ -30,8 +32,9 @@ def digits_tab_layout() -> dict:
         with gr.Column(scale=3, min_width=260):
             with gr.Tabs():
                 with gr.Tab("Draw", elem_id="digits-tab-draw"):
-                    c["pad"] = gr.Sketchpad(
+                    c["pad"] = ImageEditor(  # a sketchpad (no sources), with the page's bounds on its value
                         type="numpy", image_mode="RGBA", format="png", canvas_size=(280, 280), fixed_canvas=True,
+                        sources=(),
                         height=330, brush=gr.Brush(default_size=24, colors=["#000000"], color_mode="fixed"),
                         layers=False, transforms=(), label="Draw a digit", elem_id="digits-pad")
                     c["use_pad"] = gr.Button("Use drawing", variant="primary", elem_id="digits-use-drawing")
@@ -131,12 +134,12 @@ def wire_digits_tab(tab: gr.Tab, c: dict, studio: DigitsStudio) -> None:
     on(c["upload"].input, lambda s, payload: studio.upload(s, uploaded(payload)), [c["upload"]], preprocess=False)
 
     def pick(box, evt: gr.SelectData):
-        return events.run(lambda s: studio.use_example(s, evt.index), box)
+        return events.run(lambda s: studio.use_example(s, parse_whole(evt.index, "the example")), box)
     c["examples"].select(pick, [events.state], events.outputs, api_visibility="private")
     on(c["new_digit"].click, studio.new_digit)
 
     def grid_click(box, evt: gr.SelectData):
-        return events.run(lambda s: studio.click(s, evt.index[0], evt.index[1]), box)
+        return events.run(lambda s: studio.click(s, *parse_point(evt.index)), box)
     c["grid"].select(grid_click, [events.state], events.outputs, api_visibility="private", trigger_mode="multiple",
                      concurrency_limit=1, show_progress="hidden")
     for name, button in c["tools"].items():

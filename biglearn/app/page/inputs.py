@@ -10,6 +10,7 @@ from biglearn.app.page.images_events import ImagesTabEvents
 from biglearn.app.pictures import list_examples
 from biglearn.app.session import Studio
 from biglearn.app.sliders import SHIFT_RANGE, ZOOM_RANGE
+from biglearn.app.values import parse_whole
 from biglearn.imaging import MAX_FILE_BYTES
 
 EXAMPLE_GALLERIES = {"faces": "Faces the model made up (S empty)", "digits": "MNIST test digits (CC BY-SA 3.0)",
@@ -44,7 +45,7 @@ def wire_inputs(events: ImagesTabEvents, c: dict, studio: Studio) -> None:
     events.on(c["model"].input, studio.select_model, [c["model"]])
     for kind, gallery in c["galleries"].items():
         def pick(box, evt: gr.SelectData, kind=kind):
-            return events.run(lambda s: studio.use_example(s, kind, evt.index), box)
+            return events.run(lambda s: studio.use_example(s, kind, parse_whole(evt.index, "the example")), box)
         gallery.select(pick, [events.state], events.outputs, api_visibility="private")
     # Uploads skip Gradio's own decoding (preprocess=False): biglearn.imaging reads them, with clear messages for
     # damaged or oversized files. Gradio still checks that the path is one of its uploads. On `input`, not `change`:

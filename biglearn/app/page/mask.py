@@ -6,10 +6,12 @@ import gradio as gr
 
 from biglearn.app import masks as M
 from biglearn.app.page.controls import IMAGE_OUT, LIVE_SLIDER, RATIO_LABEL
+from biglearn.app.page.editors import ImageEditor
 from biglearn.app.page.images_events import ImagesTabEvents
 from biglearn.app.page.session_box import SessionBox
 from biglearn.app.session import CLICK_ACTIONS, Studio
 from biglearn.app.sliders import RATIO_RANGE
+from biglearn.app.values import parse_point
 
 
 def mask_layout() -> dict:
@@ -43,7 +45,7 @@ def click_tab_layout() -> dict:
 
 def wire_click_tab(events: ImagesTabEvents, c: dict, studio: Studio) -> None:
     def grid_click(box, click_action, evt: gr.SelectData):
-        return events.run(lambda s: studio.click(s, evt.index[0], evt.index[1], click_action), box)
+        return events.run(lambda s: studio.click(s, *parse_point(evt.index), click_action), box)
     # One click at a time (concurrency_limit=1), each its own event (trigger_mode="multiple"): fast clicks all count
     c["grid"].select(grid_click, [events.state, c["action"]], events.outputs, api_visibility="private",
                      trigger_mode="multiple", concurrency_limit=1, show_progress="hidden")
@@ -54,7 +56,7 @@ def brush_tab_layout() -> dict:
     with gr.Tab("Brush", elem_id="tab-brush") as tab:
         return {
             "brush_tab": tab,
-            "brush": gr.ImageEditor(
+            "brush": ImageEditor(
                 type="numpy", image_mode="RGBA", format="png", canvas_size=(480, 480), fixed_canvas=True, sources=(),
                 transforms=(), layers=False, height=520, elem_id="brush",
                 brush=gr.Brush(default_size=28, colors=["#ff2d75"], color_mode="fixed"),

@@ -8,6 +8,7 @@ from biglearn.app import masks as M
 from biglearn.app.page.controls import IMAGE_OUT, uploaded
 from biglearn.app.page.images_events import ImagesTabEvents
 from biglearn.app.session import Studio
+from biglearn.app.values import parse_point
 
 MIX_HELP = ("Kept patches (S, from the main grid) are taken from image **A** (the current input) or **B** / **C** by "
             "the layout; click the grid to paint a patch's source by hand (generated, A, B, C in turn). Then the model "
@@ -46,7 +47,7 @@ def wire_mix(events: ImagesTabEvents, c: dict, studio: Studio) -> None:
     events.on(c["mix_tab"].select, lambda s: (s, studio.mix_view(s)))
 
     def mix_click(box, evt: gr.SelectData):
-        return events.run(lambda s: studio.mix_click(s, evt.index[0], evt.index[1]), box)
+        return events.run(lambda s: studio.mix_click(s, *parse_point(evt.index)), box)
     c["mix_grid"].select(mix_click, [events.state], events.outputs, api_visibility="private", trigger_mode="multiple",
                          concurrency_limit=1, show_progress="hidden")
     events.on(c["mix_btn"].click, studio.mix)
