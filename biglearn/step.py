@@ -74,6 +74,8 @@ class TrainStep:
 
     def sample_masks(self, batch: int) -> PairMasks:
         c = self.cfg
+        # One draw for the whole batch when the consistency critic is on (it contrasts a batch's images under one
+        # (S, T)); else one per image, or one per minibatch-std group (group_masks).
         return sample_pairs(batch, c.model.num_patches, source_beta=c.source_beta, target_beta=c.target_beta,
                             comm_beta=c.comm_beta, raster_prob=c.raster_prob, device=self.device,
                             group=batch if c.consistency > 0 else c.model.d_mbstd_group if c.group_masks else 1)
@@ -165,7 +167,8 @@ class TrainStep:
         return torch.stack([values[k].detach().float() for k in LOSS_NAMES])
 
     def _train_d(self, real: torch.Tensor, m: PairMasks, step: int) -> dict[str, torch.Tensor]:
-        """D update: J1 + J2 + J3 (+ R1 every r1_every steps, scaled by r1_every; + MM on mismatched reals)."""
+        """D update: J1 + J2 + J3 (+ R1 every r1_every steps, scaled by r1_every; + MM on mismatched reals; + CR, the
+        consistency critic's loss on the reals)."""
         c, n = self.cfg, self.nets
         b = real.shape[0]
         real2 = torch.cat([real, real])
