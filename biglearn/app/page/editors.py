@@ -58,8 +58,6 @@ class BoundedEditor:
         if width > 2 * canvas_width or height > 2 * canvas_height:
             raise gr.Error(f"this drawing is {width} x {height} pixels; the canvas is {canvas_width} x "
                            f"{canvas_height}")
-        if isinstance(source, BytesIO):
-            source.seek(0)
         return super().convert_and_format_image(file, flatten_on_white)
 
     @server
