@@ -163,15 +163,14 @@ class TrainStep:
         before G hears from it. Returns the losses in LOSS_NAMES order, G's terms 0."""
         real = self._begin(real_u8, lr_scale)
         values = dict.fromkeys(LOSS_NAMES, torch.zeros((), device=self.device))
-        values.update(self._train_d(real, self.sample_masks(real.shape[0]), step))
+        values.update(self._train_d(real, torch.cat([real, real]), self.sample_masks(real.shape[0]), step))
         return torch.stack([values[k].detach().float() for k in LOSS_NAMES])
 
-    def _train_d(self, real: torch.Tensor, m: PairMasks, step: int) -> dict[str, torch.Tensor]:
+    def _train_d(self, real: torch.Tensor, real2: torch.Tensor, m: PairMasks, step: int) -> dict[str, torch.Tensor]:
         """D update: J1 + J2 + J3 (+ R1 every r1_every steps, scaled by r1_every; + MM on mismatched reals; + CR, the
-        consistency critic's loss on the reals)."""
+        consistency critic's loss on the reals). real2: the batch twice, as both pairs lay it out."""
         c, n = self.cfg, self.nets
         b = real.shape[0]
-        real2 = torch.cat([real, real])
         z = torch.randn(2 * b, c.model.z_dim, device=self.device)
         with record_function(PHASES[0]), torch.no_grad(), self.autocast:
             fake1, fake2 = n.G_fast(real2, m.sources, z).chunk(2)
@@ -215,7 +214,7 @@ class TrainStep:
         b = real.shape[0]
         m = self.sample_masks(b)
         real2 = torch.cat([real, real])
-        d_losses = self._train_d(real, m, step)
+        d_losses = self._train_d(real, real2, m, step)
 
         # ---- G update: L1 + L2 + L3 (+ mode seeking, latent regression, reconstructions), D frozen, fresh noise
         n.D.requires_grad_(False)
