@@ -123,6 +123,9 @@ class TrainConfig:
     # Draw one (S, T) pair set per minibatch-std group of d_mbstd_group consecutive images, so D's group
     # statistic compares images completed on the same patches (beyond the paper; off = one draw per image).
     group_masks: bool = False
+    # One (S, T) draw for the whole batch (per process), as Alg. 2 samples one pair per iteration: D's group statistic
+    # and every loss then compare completions of the same patches. The consistency critic always draws so.
+    pair_per_batch: bool = False
     xflip: bool = False              # horizontal flips of real images (faces)
     diffaug: bool = False            # differentiable colour augmentation of D's inputs (beyond the paper)
     # Beyond the paper: weight of a mode-seeking term (Mao et al. 2019, MSGAN) in G's loss. Half of the batch is

@@ -74,11 +74,12 @@ class TrainStep:
 
     def sample_masks(self, batch: int) -> PairMasks:
         c = self.cfg
-        # One draw for the whole batch when the consistency critic is on (it contrasts a batch's images under one
-        # (S, T)); else one per image, or one per minibatch-std group (group_masks).
+        # One draw for the whole batch with pair_per_batch or the consistency critic (it contrasts a batch's images
+        # under one (S, T)); else one per image, or one per minibatch-std group (group_masks).
+        whole_batch = c.pair_per_batch or c.consistency > 0
         return sample_pairs(batch, c.model.num_patches, source_beta=c.source_beta, target_beta=c.target_beta,
                             comm_beta=c.comm_beta, raster_prob=c.raster_prob, device=self.device,
-                            group=batch if c.consistency > 0 else c.model.d_mbstd_group if c.group_masks else 1)
+                            group=batch if whole_batch else c.model.d_mbstd_group if c.group_masks else 1)
 
     def _begin(self, real_u8: torch.Tensor, lr_scale: float) -> torch.Tensor:
         """Set both optimizers' learning rates; -> the batch as floats in [-1, 1] (flipped where xflip says)."""

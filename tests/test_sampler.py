@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -67,3 +68,16 @@ def test_grouped_pairs_repeat_one_draw_per_group():
     assert torch.equal(m.source1 | m.target1, m.source2 | m.target2)
     with pytest.raises(ValueError, match="groups of 4"):
         sample_pairs(10, 49, group=4)
+
+
+@pytest.mark.parametrize("setting, draws", [({}, 8), ({"group_masks": True}, 2), ({"pair_per_batch": True}, 1)])
+def test_the_training_step_draws_per_image_per_group_or_per_batch(setting, draws):
+    from biglearn.config import preset
+    from biglearn.step import TrainStep
+    from biglearn.trainer import build_networks
+    cfg = dataclasses.replace(preset("mnist", "cpu"), **setting)  # minibatch-std groups of 4
+    step = TrainStep(build_networks(cfg, torch.device("cpu"), distributed=False), cfg, torch.device("cpu"))
+    torch.manual_seed(0)
+    m = step.sample_masks(8)
+    pairs = torch.cat([m.source1, m.target1, m.source2, m.target2], dim=1)
+    assert len(torch.unique(pairs, dim=0)) == draws

@@ -48,6 +48,7 @@ VARIANTS=(
   "latent1-batch32-mismatch4|$LATENT --set batch=32 --set mismatch_reals=4"
   "latent1-batch32-mismatch1-dlr4|$LATENT --set batch=32 --set mismatch_reals=1 --set d_lr_mult=4"
   "latent1-batch32-mismatch1-critic1|$LATENT --set batch=32 --set mismatch_reals=1 --set consistency_critic=true --set consistency=1"
+  "latent1-batch32-mismatch1-onepair|$LATENT --set batch=32 --set mismatch_reals=1 --set pair_per_batch=true"
 )
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for seed in $SEEDS; do
