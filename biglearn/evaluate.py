@@ -123,22 +123,37 @@ def completions(completer: Completer, images: torch.Tensor, mode: str, ratio_ind
     return complete_in_batches(completer, images, mask, noise, cfg.batch)
 
 
-def reference_agreement(completer: Completer, cfg: EvalConfig, second: ImageSet, classifier) -> dict:
-    """Label agreement of the model-free completions of metrics/nearest.py on the same S as the model's: S alone,
-    and T from the nearest training digit (not measured when the evaluated split is the training split itself)."""
-    model = completer.cfg
+def reference_fills(completer: Completer, cfg: EvalConfig, names: tuple[str, ...]) -> dict:
+    """The model-free completions of metrics/nearest.py named, by name; the nearest training image is left out when
+    the evaluated split is the training split itself (each image would find itself)."""
     fills = {"source_only": source_only}
-    if cfg.split != "train":
+    if cfg.split != "train" and "nearest_training_image" in names:
+        model = completer.cfg
         pool = load_dataset(model.dataset, cfg.data or DEFAULT_DATA[model.dataset], model.image_size, "train").images
         fills["nearest_training_image"] = NearestFill(pool)
-    result = {name: {mode: [] for mode in MODES} for name in fills}
-    for mode in MODES:
-        for i in range(len(cfg.ratios)):  # each S drawn once, completed by every fill
-            keep = pixel_mask(completion_masks(completer, len(second.images), mode, i, cfg), model.patch_size)
+    return {name: fill for name, fill in fills.items() if name in names}
+
+
+def model_free_completions(completer: Completer, cfg: EvalConfig, second: ImageSet, fills: dict, measure,
+                           modes: tuple[str, ...] = MODES) -> dict:
+    """{fill name: {mode: [measure(filled images) per ratio]}}, each fill completing the second set on the same S
+    as the model's completions (each S drawn once, completed by every fill)."""
+    result = {name: {mode: [] for mode in modes} for name in fills}
+    for mode in modes:
+        for i in range(len(cfg.ratios)):
+            masks = completion_masks(completer, len(second.images), mode, i, cfg)
+            keep = pixel_mask(masks, completer.cfg.patch_size)
             for name, fill in fills.items():
-                read = classifier.predict_proba(fill(second.images, keep)).argmax(1)
-                result[name][mode].append((read == second.labels).float().mean().item())
+                result[name][mode].append(measure(fill(second.images, keep)))
     return result
+
+
+def reference_agreement(completer: Completer, cfg: EvalConfig, second: ImageSet, classifier) -> dict:
+    """Label agreement of S alone (T black) and of T from the nearest training digit, on the model's S."""
+    def agreement(filled: torch.Tensor) -> float:
+        return (classifier.predict_proba(filled).argmax(1) == second.labels).float().mean().item()
+    fills = reference_fills(completer, cfg, ("source_only", "nearest_training_image"))
+    return model_free_completions(completer, cfg, second, fills, agreement)
 
 
 def evaluate_mnist(completer: Completer, cfg: EvalConfig, ref: ImageSet, second: ImageSet, joint: torch.Tensor
@@ -193,6 +208,11 @@ def evaluate_swd(completer: Completer, cfg: EvalConfig, ref: ImageSet, second: I
         "joint": reference.compare(joint),
         "completion": {mode: [reference.compare(completions(completer, second.images, mode, i, cfg))
                               for i in range(len(cfg.ratios))] for mode in MODES},
+        # Real pixels on T, seams and all: what a lookup table scores, to read the completions' SWD against.
+        # Random S only (the mode of the targets): each S costs a distance to every training face.
+        "completion_references": model_free_completions(
+            completer, cfg, second, reference_fills(completer, cfg, ("nearest_training_image",)),
+            reference.compare, modes=("random",)),
     }
 
 
@@ -275,6 +295,8 @@ def write_figures(completer: Completer, cfg: EvalConfig, second: ImageSet, joint
         s = metrics["swd"]
         series = {f"completions, {mode} S": (cfg.ratios, [c["average"] for c in s["completion"][mode]])
                   for mode in MODES}
+        for name, rows in s.get("completion_references", {}).items():
+            series[f"random S, {REFERENCE_NAMES[name]}"] = (cfg.ratios, [c["average"] for c in rows["random"]])
         for name, key in (("joint samples", "joint"), ("real vs real", "real_floor")):
             series[name] = (cfg.ratios, [s[key]["average"]] * len(cfg.ratios))
         plot("plot-swd.png", "SWD (x1e3, mean over levels) vs S-ratio", series, "SWD")

@@ -11,7 +11,8 @@ def markdown_table(header: list[str], rows: list[list]) -> list[str]:
     return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
 
 
-REFERENCE_ROWS = {"source_only": "no model: S alone", "nearest_training_image": "no model: nearest training digit"}
+REFERENCE_ROWS = {"source_only": "no model: S alone",
+                  "nearest_training_image": "no model: T of the nearest training image"}
 
 
 def _mnist_section(metrics: dict) -> list[str]:
@@ -55,9 +56,15 @@ def _swd_section(metrics: dict) -> list[str]:
             row("joint samples", s["joint"])]
     for mode, results in s["completion"].items():
         rows += [row(f"completions, {mode} S, r={r:.1f}", c) for r, c in zip(ratios, results)]
+    for name, by_mode in s.get("completion_references", {}).items():
+        rows += [row(f"{mode} S, r={r:.1f}, {REFERENCE_ROWS[name]}", c)
+                 for mode, results in by_mode.items() for r, c in zip(ratios, results)]
     lines = ["## Sliced Wasserstein distance (x1e3, Laplacian pyramid, 7x7 neighbourhoods)", "",
              "Completions fill T of the second real set; S pixels are real, so SWD falls towards the floor as r grows.",
              ""]
+    if s.get("completion_references"):
+        lines += ["The last rows complete the same S without a model, T copied from the training image nearest on S "
+                  "(metrics/nearest.py): real pixels on T, with the seams a lookup table leaves.", ""]
     return lines + markdown_table(header, rows) + [""]
 
 

@@ -142,7 +142,8 @@ def start_from_export(nets: Networks, cfg: TrainConfig) -> str:
     check_model_config({**dataclasses.asdict(exported), **d_settings}, cfg.model, f"init_from {folder}")
     for net in (nets.G, nets.G_ema):
         net.load_state_dict({k: v.float() for k, v in weights.items()})  # exports are fp16
-    return f"G from {folder} ({meta.get('kimg', '?')} kimg), a fresh D"
+    # The export's kimg counts only the run that wrote it; a campaign's total is in its campaign.json.
+    return f"G from {folder} (exported by a run at {meta.get('kimg', '?')} kimg), a fresh D"
 
 
 def save(nets: Networks, cfg: TrainConfig, progress: Progress, run_dir: Path, device: torch.device) -> Path:

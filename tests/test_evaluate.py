@@ -82,7 +82,7 @@ def test_mnist_end_to_end_from_the_command_line(checkpoints, tmp_path, capsys):
     references = m["agreement_references"]
     assert references["source_only"]["random"][0] < 0.5
     assert references["nearest_training_image"]["random"][-1] > 0.8
-    assert "no model: nearest training digit" in (out / "report.md").read_text()
+    assert "no model: T of the nearest training image" in (out / "report.md").read_text()
     # the r = 0.5 cell by digit: its counts add up to the overall agreement, the shares to 1
     half, labels = m["at_half"], torch.tensor(m["at_half"]["true_share"])
     by_digit = torch.tensor([v or 0.0 for v in half["agreement_by_digit"]])
@@ -110,6 +110,9 @@ def test_celeba_end_to_end_with_swd_references(checkpoints, tmp_path):
         assert len(result["per_level"]) == levels and result["average"] > 0
     # The references computed in the same run bracket what a model can score.
     assert s["real_floor"]["average"] < s["gaussian_baseline"]["average"]
+    nearest = s["completion_references"]["nearest_training_image"]["random"]
+    assert len(nearest) == len(metrics["ratios"]) and nearest[-1]["average"] < s["gaussian_baseline"]["average"]
+    assert "no model: T of the nearest training image" in (out / "report.md").read_text()
     assert {"plot-swd.png", "fig5-ood.png", "fig3-random-generated.png"} <= {f["file"] for f in metrics["figures"]}
 
 

@@ -231,3 +231,11 @@ def test_nearest_fill_copies_t_from_the_image_closest_on_s():
     filled = NearestFill(torch.cat([pool, twin]))(images[:1], keep[:1])
     assert torch.equal(filled[:, :, 4:, 4:], twin[:, :, 4:, 4:])
     assert torch.equal(source_only(images, keep)[:, :, 4:, 4:], torch.zeros(5, 1, 4, 4))
+
+
+def test_nearest_fill_of_an_empty_s_draws_pool_images_not_the_first_for_all():
+    pool = torch.arange(50, dtype=torch.float32).reshape(50, 1, 1, 1).expand(50, 1, 4, 4) / 50
+    empty = torch.zeros(8, 1, 4, 4, dtype=torch.bool)
+    filled = NearestFill(pool)(torch.rand(8, 1, 4, 4), empty)
+    drawn = filled[:, 0, 0, 0]
+    assert len(torch.unique(drawn)) > 1 and all((pool[:, 0, 0, 0] == v).any() for v in drawn)

@@ -337,7 +337,7 @@ def test_a_run_starts_from_an_export_with_a_fresh_d_warmed_up(tmp_path, mnist_np
     result = run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(second), "--kimg", "0.032",
                      "--set", f"init_from={first / 'export'}", "--set", "d_warmup_kimg=0.032", "--set", "d_scales=2")
     assert result.returncode == 0, result.stderr
-    assert f"with G from {first / 'export'} (0.032 kimg), a fresh D" in result.stdout
+    assert f"with G from {first / 'export'} (exported by a run at 0.032 kimg), a fresh D" in result.stdout
     assert "D warm-up, G frozen" in result.stdout and "ETA of this phase" in result.stdout
     stats = [json.loads(line) for line in (second / "stats.jsonl").read_text().splitlines()]
     assert all(row["J1"] > 0 and row["L1"] == row["L2"] == row["L3"] == 0 for row in stats)
