@@ -96,3 +96,15 @@ def test_a_surviving_folder_of_the_last_saved_stretch_goes_on_and_its_save_repla
 def test_an_unknown_campaign_is_refused(tmp_path):
     result = campaign(tmp_path, "cats", "5")
     assert result.returncode == 2 and "unknown campaign cats" in result.stderr
+
+
+def test_the_mnist_campaign_goes_on_from_the_shipped_weights_then_from_its_own_export(tmp_path):
+    first = campaign(tmp_path, "mnist", "5", "--dry-run")
+    assert "starting from the shipped mnist" in first.stdout
+    cfg = planned(first)
+    assert cfg["init_from"] == "mnist" and cfg["d_warmup_kimg"] == 5 and cfg["kimg"] == 300
+    assert cfg["model"]["d_scales"] == 2 and cfg["mismatch_reals"] == 1 and cfg["batch"] == 32
+    fake_export(tmp_path / "runs/mnist/from-0kimg/export", 40.0)
+    assert campaign(tmp_path, "mnist", "save").returncode == 0
+    cfg = planned(campaign(tmp_path, "mnist", "5", "--dry-run"))
+    assert cfg["init_from"] == str(tmp_path / "campaigns/mnist") and cfg["kimg"] == 260

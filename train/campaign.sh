@@ -4,6 +4,7 @@
 #
 #   bash train/campaign.sh celeba MINUTES [trainer flags ...]    # issue 16: the `cpu` CelebA GAN
 #   bash train/campaign.sh digits MINUTES [trainer flags ...]    # issue 17: the `wide` multi-modal digits model
+#   bash train/campaign.sh mnist MINUTES [trainer flags ...]     # issue 16: the shipped `mnist` trained on
 #   bash train/campaign.sh celeba save                           # end of a stretch: commit this export
 #
 # Run folders go to $RUNS/<campaign>/from-<K>kimg (default RUNS=~/biglearn-runs), K the campaign's kimg where the
@@ -13,7 +14,7 @@
 # Extra flags reach the trainer (e.g. --dry-run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name=${1:?which campaign: celeba or digits}
+name=${1:?which campaign: celeba, digits or mnist}
 minutes=${2:?minutes this stretch may train, or save}
 shift 2
 RUNS=${RUNS:-$HOME/biglearn-runs}
@@ -22,16 +23,22 @@ export OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1}
 exported=${CAMPAIGNS:-checkpoints/campaigns}/$name
 case $name in
   celeba)  # G from the export; a fresh D learns alone first
-    trainer=train/train_celeba.py total=1000
+    trainer=train/train_celeba.py total=1000 fresh_from=nothing
     base=(--preset cpu --seed 0 --set latent_dims=16 --set latent_regress=4 --set mode_seeking=1 --set batch=32)
     fresh=()
     from_export=(--set "init_from=$exported" --set d_warmup_kimg=5) ;;
   digits)  # tokenizer and transformer from the export, a fresh optimizer
-    trainer=train/train_digits.py total=3000
+    trainer=train/train_digits.py total=3000 fresh_from="nothing (the shipped tokenizer)"
     base=(--preset wide --seed 0)
     fresh=(--set tokenizer_from=digits-multimodal)
     from_export=(--set "tokenizer_from=$exported" --set "transformer_from=$exported") ;;
-  *) echo "unknown campaign $name (celeba or digits)" >&2; exit 2 ;;
+  mnist)  # the shipped model's recipe (its card), G from the shipped weights or the export, a fresh D warmed up
+    trainer=train/train_mnist.py total=300 fresh_from="the shipped mnist"
+    base=(--preset cpu --seed 0 --set latent_dims=16 --set latent_regress=1 --set batch=32 --set mismatch_reals=1
+          --set d_scales=2 --set d_warmup_kimg=5)
+    fresh=(--set init_from=mnist)
+    from_export=(--set "init_from=$exported") ;;
+  *) echo "unknown campaign $name (celeba, digits or mnist)" >&2; exit 2 ;;
 esac
 # K of the stretch saved last (its folder may have survived), the kimg the campaign's weights have seen, and left
 read -r last_kimg done_kimg left < <($PY train/campaign_record.py where "$exported" "$total")
@@ -51,7 +58,7 @@ if compgen -G "$out/checkpoint-*.pt" > /dev/null; then
   exec $PY $trainer --out "$out" --resume auto --max-minutes "$minutes" "$@"
 fi
 if [[ $done_kimg == 0 ]]; then  # nothing saved yet
-  echo "$name: starting from nothing, $left kimg"
+  echo "$name: starting from $fresh_from, $left kimg"
   start=("${base[@]}" "${fresh[@]}")
 else
   echo "$name: no run folder at $out; going on from $exported ($done_kimg kimg), $left kimg to go"
