@@ -126,12 +126,12 @@ def completions(completer: Completer, images: torch.Tensor, mode: str, ratio_ind
 def reference_fills(completer: Completer, cfg: EvalConfig, names: tuple[str, ...]) -> dict:
     """The model-free completions of metrics/nearest.py named, by name; the nearest training image is left out when
     the evaluated split is the training split itself (each image would find itself)."""
-    fills = {"source_only": source_only}
+    fills = {"source_only": source_only} if "source_only" in names else {}
     if cfg.split != "train" and "nearest_training_image" in names:
         model = completer.cfg
         pool = load_dataset(model.dataset, cfg.data or DEFAULT_DATA[model.dataset], model.image_size, "train").images
         fills["nearest_training_image"] = NearestFill(pool)
-    return {name: fill for name, fill in fills.items() if name in names}
+    return fills
 
 
 def model_free_completions(completer: Completer, cfg: EvalConfig, second: ImageSet, fills: dict, measure,
