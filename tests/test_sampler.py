@@ -4,7 +4,10 @@ import math
 import pytest
 import torch
 
+from biglearn.config import preset
 from biglearn.sampler import sample_pairs
+from biglearn.step import TrainStep
+from biglearn.trainer import build_networks
 
 
 def beta_moments(a: float, b: float) -> tuple[float, float]:
@@ -72,9 +75,6 @@ def test_grouped_pairs_repeat_one_draw_per_group():
 
 @pytest.mark.parametrize("setting, draws", [({}, 8), ({"group_masks": True}, 2), ({"pair_per_batch": True}, 1)])
 def test_the_training_step_draws_per_image_per_group_or_per_batch(setting, draws):
-    from biglearn.config import preset
-    from biglearn.step import TrainStep
-    from biglearn.trainer import build_networks
     cfg = dataclasses.replace(preset("mnist", "cpu"), **setting)  # minibatch-std groups of 4
     step = TrainStep(build_networks(cfg, torch.device("cpu"), distributed=False), cfg, torch.device("cpu"))
     torch.manual_seed(0)
