@@ -34,7 +34,7 @@ from biglearn.metrics.features import frechet_distance, kernel_inception_distanc
 from biglearn.metrics.nearest import NearestFill, source_only
 from biglearn.metrics.swd import SWDReference
 from biglearn.patches import pixel_mask
-from biglearn.report import write_report
+from biglearn.report import REFERENCE_NAMES, write_report
 from biglearn.sheets import SHEET_RATIOS, ratio_sweep, tile
 
 REPO = REPO_CHECKPOINTS.parent
@@ -42,7 +42,6 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 DEFAULT_DATA = {"mnist": SHARED_DATA / "mnist" / "mnist.npz", "celeba": SHARED_DATA / "celeba"}
 IGNORED_OUTPUTS = ("runs", "outputs")  # git-ignored: the only places in the repo for sheets of real faces
 MODES = ("random", "raster")
-REFERENCE_NAMES = {"source_only": "S alone (T black)", "nearest_training_image": "T of the nearest training image"}
 
 
 @dataclass

@@ -11,8 +11,9 @@ def markdown_table(header: list[str], rows: list[list]) -> list[str]:
     return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
 
 
-REFERENCE_ROWS = {"source_only": "no model: S alone",
-                  "nearest_training_image": "no model: T of the nearest training image"}
+# The model-free completions (metrics/nearest.py) as the report's rows and the evaluator's plots name them
+REFERENCE_NAMES = {"source_only": "no model: S alone (T black)",
+                   "nearest_training_image": "no model: T of the nearest training image"}
 
 
 def _mnist_section(metrics: dict) -> list[str]:
@@ -30,7 +31,7 @@ def _mnist_section(metrics: dict) -> list[str]:
               "Completion/label agreement:", ""]
     rows = [[f"{mode} S"] + values for mode, values in m["agreement"].items()]
     for name, by_mode in m.get("agreement_references", {}).items():
-        rows += [[f"{mode} S, {REFERENCE_ROWS[name]}"] + values for mode, values in by_mode.items()]
+        rows += [[f"{mode} S, {REFERENCE_NAMES[name]}"] + values for mode, values in by_mode.items()]
     lines += markdown_table(["r"] + [f"{r:.1f}" for r in ratios], rows)
     if "agreement_references" in m:
         lines += ["", "The last rows complete the same S without a model: S alone with T black, and T copied from the "
@@ -57,7 +58,7 @@ def _swd_section(metrics: dict) -> list[str]:
     for mode, results in s["completion"].items():
         rows += [row(f"completions, {mode} S, r={r:.1f}", c) for r, c in zip(ratios, results)]
     for name, by_mode in s.get("completion_references", {}).items():
-        rows += [row(f"{mode} S, r={r:.1f}, {REFERENCE_ROWS[name]}", c)
+        rows += [row(f"{mode} S, r={r:.1f}, {REFERENCE_NAMES[name]}", c)
                  for mode, results in by_mode.items() for r, c in zip(ratios, results)]
     lines = ["## Sliced Wasserstein distance (x1e3, Laplacian pyramid, 7x7 neighbourhoods)", "",
              "Completions fill T of the second real set; S pixels are real, so SWD falls towards the floor as r grows.",
