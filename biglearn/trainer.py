@@ -181,6 +181,17 @@ def status_line(record: dict, total_kimg: float, eta: float, eta_of: str = "") -
             + f"ETA{eta_of} {format_eta(eta)}")
 
 
+def d_warm_up_verdict(record: dict) -> str:
+    """What the last tick of a D warm-up says of the fresh D: its loss on pair 1 against chance (2 ln 2, a D that
+    cannot tell). Beside a trained G a fresh D can sit at chance for a long time, and G then trains on noise."""
+    chance = 2 * math.log(2)
+    loss = f"D's loss on pair 1 {record['J1']:.3f} against {chance:.3f} at chance"
+    if record["J1"] < 0.98 * chance:
+        return f"D warm-up done: {loss}; G trains from here"
+    return (f"D warm-up done, but D has not left chance ({loss}): G now trains against a D that cannot tell its "
+            f"images from the data; a longer d_warmup_kimg gives D time (beside the shipped mnist's G it took ~30 kimg)")
+
+
 def snapshot_text(record: dict) -> str:
     """The snapshot's joint-sample measures for the status line ('' on other ticks)."""
     if "joint_spread" not in record:
@@ -303,6 +314,8 @@ def train(cfg: TrainConfig) -> Path:
             # The row before the checkpoint: a run killed in between resumes from the previous checkpoint, and the
             # reporter then drops the rows after it.
             reporter.tick(record, status_line(record, cfg.kimg, eta, eta_of))
+            if rank == 0 and cfg.d_warmup_kimg and tick_start_images < phase_end <= progress.images_seen:
+                print(d_warm_up_verdict(record), flush=True)
             if snapshot:
                 if cfg.snapshot_samples:
                     plot_run(run_dir)

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from biglearn.checkpoint import list_checkpoints
 from biglearn.config import TrainConfig, preset
 from biglearn.inference import Completer
-from biglearn.trainer import TrainingDiverged, train
+from biglearn.trainer import TrainingDiverged, d_warm_up_verdict, train
 from conftest import REPO
 
 TINY = ["--preset", "tiny", "--set", "limit_images=256"]
@@ -339,6 +339,7 @@ def test_a_run_starts_from_an_export_with_a_fresh_d_warmed_up(tmp_path, mnist_np
     assert result.returncode == 0, result.stderr
     assert f"with G from {first / 'export'} (exported by a run at 0.032 kimg), a fresh D" in result.stdout
     assert "D warm-up, G frozen" in result.stdout and "ETA of this phase" in result.stdout
+    assert result.stdout.count("D warm-up done") == 1  # a verdict on the fresh D when its phase ends
     stats = [json.loads(line) for line in (second / "stats.jsonl").read_text().splitlines()]
     assert all(row["J1"] > 0 and row["L1"] == row["L2"] == row["L3"] == 0 for row in stats)
     exported = load_file(first / "export" / "model.safetensors")
@@ -352,6 +353,7 @@ def test_a_run_starts_from_an_export_with_a_fresh_d_warmed_up(tmp_path, mnist_np
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in (second / "stats.jsonl").read_text().splitlines()]
     assert rows[-1]["L1"] > 0 and "with G from" not in result.stdout and "ETA of this phase" not in result.stdout
+    assert "D warm-up done" not in result.stdout
 
 
 def test_an_export_of_another_g_is_refused(tmp_path, mnist_npz):
@@ -365,3 +367,9 @@ def test_an_export_of_another_g_is_refused(tmp_path, mnist_npz):
     result = run_cli("train_mnist.py", *TINY, "--data", str(mnist_npz), "--out", str(tmp_path / "third"),
                      "--set", "init_from=no-such-model", "--kimg", "0.016")
     assert result.returncode == 2 and "no checkpoint named 'no-such-model'" in result.stderr
+
+
+@pytest.mark.parametrize("loss, verdict", [(1.24, "D warm-up done: D's loss on pair 1 1.240"),
+                                           (1.39, "D warm-up done, but D has not left chance")])
+def test_the_end_of_a_d_warm_up_says_whether_d_left_chance(loss, verdict):
+    assert d_warm_up_verdict({"J1": loss}).startswith(verdict)
