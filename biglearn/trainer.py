@@ -189,7 +189,7 @@ def d_warm_up_verdict(record: dict) -> str:
     if record["J1"] < 0.98 * chance:
         return f"D warm-up done: {loss}; G trains from here"
     return (f"D warm-up done, but D has not left chance ({loss}): G now trains against a D that cannot tell its "
-            f"images from the data; a longer d_warmup_kimg gives D time (beside the shipped mnist's G it took ~30 kimg)")
+            "images from the data; a longer d_warmup_kimg gives D time (beside the shipped mnist's G: ~30 kimg)")
 
 
 def snapshot_text(record: dict) -> str:

@@ -102,8 +102,9 @@ def test_the_mnist_campaign_goes_on_from_the_shipped_weights_then_from_its_own_e
     first = campaign(tmp_path, "mnist", "5", "--dry-run")
     assert "starting from the shipped mnist" in first.stdout
     cfg = planned(first)
-    assert cfg["init_from"] == "mnist" and cfg["d_warmup_kimg"] == 5 and cfg["kimg"] == 300
+    assert cfg["init_from"] == "mnist" and cfg["d_warmup_kimg"] == 40 and cfg["kimg"] == 300
     assert cfg["model"]["d_scales"] == 2 and cfg["mismatch_reals"] == 1 and cfg["batch"] == 32
+    assert cfg["lr"] == 5e-5 and cfg["d_lr_mult"] == 4
     fake_export(tmp_path / "runs/mnist/from-0kimg/export", 40.0)
     assert campaign(tmp_path, "mnist", "save").returncode == 0
     cfg = planned(campaign(tmp_path, "mnist", "5", "--dry-run"))

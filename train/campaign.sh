@@ -32,10 +32,12 @@ case $name in
     base=(--preset wide --seed 0)
     fresh=(--set tokenizer_from=digits-multimodal)
     from_export=(--set "tokenizer_from=$exported" --set "transformer_from=$exported") ;;
-  mnist)  # the shipped model's recipe (its card), G from the shipped weights or the export, a fresh D warmed up
+  mnist)  # the shipped model's recipe (its card), G from the shipped weights or the export, a fresh D alone for
+          # 40 kimg (beside this G a fresh D stays at chance for ~20 kimg), then G at half the lr and D at twice it:
+          # at equal rates G undid what D had learned within 4 kimg (checkpoints/mnist/README.md)
     trainer=train/train_mnist.py total=300 fresh_from="the shipped mnist"
     base=(--preset cpu --seed 0 --set latent_dims=16 --set latent_regress=1 --set batch=32 --set mismatch_reals=1
-          --set d_scales=2 --set d_warmup_kimg=5)
+          --set d_scales=2 --set d_warmup_kimg=40 --set lr=5e-5 --set d_lr_mult=4)
     fresh=(--set init_from=mnist)
     from_export=(--set "init_from=$exported") ;;
   *) echo "unknown campaign $name (celeba, digits or mnist)" >&2; exit 2 ;;

@@ -2,7 +2,8 @@
 
 Like biglearn.app.session, every handler takes a `DigitsSession` and control values and returns the new session
 and a dict of named updates; `biglearn/app/page/digits_tab.py` maps the names to components. `DigitsApi` holds the
-same capabilities as stateless endpoints for gradio_client. Problems the user can fix raise ValueError / ImageError / ModelUnavailable.
+same capabilities as stateless endpoints for gradio_client. Problems the user can fix raise ValueError / ImageError /
+ModelUnavailable.
 """
 from __future__ import annotations
 
