@@ -50,6 +50,10 @@ class ModelConfig:
     # Beyond the paper: the latent regressor also reads a log-variance, so that it doubles as BicycleGAN's encoder
     # q(z[:latent_dims] | x) for `encoded_reconstruction` (TrainConfig). Needs latent_dims. Off = no such head.
     latent_encoder: bool = False
+    # Beyond the paper: the latent regressor reads the image average-pooled by this factor (1 = every pixel). A G
+    # that must make z recoverable can hide it in single-pixel speckle, which a D kept smooth by R1 barely sees;
+    # pooled by the patch size, the regressor sees each patch's mean colour only, so z has to move the image's layout.
+    latent_pool: int = 1
     # Beyond the paper: the per-patch noise also scales and shifts each decoder block's LayerNorms (ViTGAN's
     # self-modulated LayerNorm), a second noise path beside the added projection. Off = paper.
     noise_modulation: bool = False
@@ -87,6 +91,9 @@ class ModelConfig:
             raise ValueError("latent_encoder reads z[:latent_dims] from an image: set latent_dims > 0")
         if self.latent_dims > self.z_dim:
             raise ValueError(f"latent_dims {self.latent_dims} exceeds z_dim {self.z_dim}")
+        if self.latent_pool < 1 or self.image_size % self.latent_pool:
+            raise ValueError(f"latent_pool must be a positive divisor of image_size {self.image_size}, "
+                             f"got {self.latent_pool}")
         if self.d_arch not in D_ARCHS:
             raise ValueError(f"d_arch must be one of {D_ARCHS}, got {self.d_arch!r}")
         if self.d_scales not in (1, 2):

@@ -217,6 +217,34 @@ def test_the_encoded_half_learns_to_give_back_the_real_image_from_its_code():
     assert own < other
 
 
+def test_a_pooled_latent_regressor_cannot_read_speckle_inside_a_patch():
+    """latent_pool = patch size: the regressor sees each patch's mean, so a pattern that keeps every patch's mean
+    (the speckle a G could hide z in) changes nothing it reads; the full-resolution one reads it. Same weights."""
+    cfg = tiny("mnist").model
+    cfg.latent_dims = 8
+    plain = Generator(cfg).latent_regressor
+    cfg.latent_pool = cfg.patch_size
+    pooled = Generator(cfg).latent_regressor
+    assert pooled.state_dict().keys() == plain.state_dict().keys()
+    pooled.load_state_dict(plain.state_dict())
+    torch.manual_seed(0)
+    images = torch.rand(4, 1, 16, 16) * 2 - 1
+    checker = torch.ones(16, 16)
+    checker[::2, 1::2] = checker[1::2, ::2] = -1  # every 4x4 patch: mean 0
+    speckled = images + 0.2 * checker
+    with torch.no_grad():
+        assert torch.allclose(pooled(speckled), pooled(images), atol=1e-5)
+        assert not torch.allclose(plain(speckled), plain(images), atol=1e-3)
+
+
+@pytest.mark.parametrize("pool", [0, 3])
+def test_a_latent_pool_that_does_not_divide_the_image_is_refused(pool):
+    cfg = tiny("mnist").model
+    cfg.latent_pool = pool
+    with pytest.raises(ValueError, match="latent_pool must be a positive divisor of image_size 16"):
+        cfg.validate()
+
+
 def test_completer_contract():
     cfg = tiny("mnist").model
     completer = Completer(Generator(cfg), "cpu")

@@ -49,6 +49,7 @@ VARIANTS=(
   "latent1-batch32-mismatch1-dlr4|$LATENT --set batch=32 --set mismatch_reals=1 --set d_lr_mult=4"
   "latent1-batch32-mismatch1-critic1|$LATENT --set batch=32 --set mismatch_reals=1 --set consistency_critic=true --set consistency=1"
   "latent1-batch32-mismatch1-onepair|$LATENT --set batch=32 --set mismatch_reals=1 --set pair_per_batch=true"
+  "latent1-batch32-mismatch1-pool4|$LATENT --set batch=32 --set mismatch_reals=1 --set latent_pool=4"
 )
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for seed in $SEEDS; do

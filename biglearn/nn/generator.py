@@ -46,8 +46,9 @@ class LatentRegressor(nn.Module):
     adds a log-variance head, so the same net is also BicycleGAN's encoder q(z | x) (`encode`).
     """
 
-    def __init__(self, channels: int, dims: int, width: int = 32, variational: bool = False):
+    def __init__(self, channels: int, dims: int, width: int = 32, variational: bool = False, pool: int = 1):
         super().__init__()
+        self.pool = nn.AvgPool2d(pool) if pool > 1 else nn.Identity()  # no weights: state dicts stay the same
         self.net = nn.Sequential(
             nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
@@ -58,14 +59,14 @@ class LatentRegressor(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images [B, C, H, W] in [-1, 1] -> [B, dims]."""
-        return self.net(images)
+        return self.net(self.pool(images))
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z | x) of `variational`: images [B, C, H, W] in [-1, 1] -> (mean, log-variance), each [B, dims]; the
         mean is what `forward` returns."""
         if self.log_variance is None:
             raise RuntimeError("encode needs a LatentRegressor built with variational=True (model.latent_encoder)")
-        features = self.net[:-1](images)
+        features = self.net[:-1](self.pool(images))
         return self.net[-1](features), self.log_variance(features)
 
 
@@ -104,8 +105,8 @@ class Generator(nn.Module):
             nn.Conv2d(hc, hc, 3, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(hc, cfg.channels, 3, padding=1),
         )
-        self.latent_regressor = (LatentRegressor(cfg.channels, cfg.latent_dims, variational=cfg.latent_encoder)
-                                 if cfg.latent_dims else None)
+        self.latent_regressor = (LatentRegressor(cfg.channels, cfg.latent_dims, variational=cfg.latent_encoder,
+                                                 pool=cfg.latent_pool) if cfg.latent_dims else None)
         # Beyond the paper: the noise also modulates each decoder block's LayerNorms (scale and shift per patch).
         self.noise_modulation = (nn.ModuleList(nn.Linear(cfg.noise_dim, 4 * cfg.dec_dim)
                                                for _ in range(cfg.dec_depth)) if cfg.noise_modulation else None)
