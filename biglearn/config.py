@@ -53,6 +53,7 @@ class ModelConfig:
     # Beyond the paper: the latent regressor reads the image average-pooled by this factor (1 = every pixel). A G
     # that must make z recoverable can hide it in single-pixel speckle, which a D kept smooth by R1 barely sees;
     # pooled by the patch size, the regressor sees each patch's mean colour only, so z has to move the image's layout.
+    # Measured (docs/recipe-study.md, row `latent1-batch32-mismatch1-pool4`): no less speckle at 100 kimg.
     latent_pool: int = 1
     # Beyond the paper: the per-patch noise also scales and shifts each decoder block's LayerNorms (ViTGAN's
     # self-modulated LayerNorm), a second noise path beside the added projection. Off = paper.
