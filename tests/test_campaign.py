@@ -49,6 +49,7 @@ def test_a_campaign_starts_from_nothing_then_goes_on_from_its_saved_export(tmp_p
     assert "going on from" in second.stdout
     cfg = planned(second)
     assert cfg["init_from"] == str(tmp_path / "campaigns/celeba") and cfg["d_warmup_kimg"] == 5
+    assert cfg["lr"] == 5e-5 and cfg["d_lr_mult"] == 4
     assert cfg["kimg"] == 1000 - 170.5 and cfg["out"] == str(tmp_path / "runs/celeba/from-170.5kimg")
 
     # a second segment's save counts on from the first

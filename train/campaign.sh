@@ -22,9 +22,11 @@ PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1}
 exported=${CAMPAIGNS:-checkpoints/campaigns}/$name
 case $name in
-  celeba)  # G from the export; a fresh D learns alone first
+  celeba)  # G from the export; a fresh D learns alone first. Since 586 kimg G at half the lr and D at twice it, as
+           # for mnist: the speckle fell faster (checkpoints/celeba/README.md, fifth stretch)
     trainer=train/train_celeba.py total=1000 fresh_from=nothing
-    base=(--preset cpu --seed 0 --set latent_dims=16 --set latent_regress=4 --set mode_seeking=1 --set batch=32)
+    base=(--preset cpu --seed 0 --set latent_dims=16 --set latent_regress=4 --set mode_seeking=1 --set batch=32
+          --set lr=5e-5 --set d_lr_mult=4)
     fresh=()
     from_export=(--set "init_from=$exported" --set d_warmup_kimg=5) ;;
   digits)  # tokenizer and transformer from the export, a fresh optimizer
