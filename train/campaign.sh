@@ -23,7 +23,8 @@ export OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1}
 exported=${CAMPAIGNS:-checkpoints/campaigns}/$name
 case $name in
   celeba)  # G from the export; a fresh D learns alone first. Since 586 kimg G at half the lr and D at twice it, as
-           # for mnist: the speckle fell faster (checkpoints/celeba/README.md, fifth stretch)
+           # for mnist: the probe's roughness fell faster, the evaluator's 64 px level did not (checkpoints/celeba/
+           # README.md, fifth stretch); a campaign started afresh would use it from the start, unmeasured
     trainer=train/train_celeba.py total=1000 fresh_from=nothing
     base=(--preset cpu --seed 0 --set latent_dims=16 --set latent_regress=4 --set mode_seeking=1 --set batch=32
           --set lr=5e-5 --set d_lr_mult=4)
