@@ -170,7 +170,7 @@ class DigitsModel(SourceMasks):
             slot = slot.clamp(max=length - 1)   # a finished row recomputes its last slot: same cache entry
             if 0 < k == twins_from:
                 work = (work[0].repeat(2, 1), *twin_orders)
-                cache = [(keys.repeat(2, 1, 1, 1), values.repeat(2, 1, 1, 1)) for keys, values in cache]
+                cache = [layer_cache.repeat(1, 2, 1, 1, 1) for layer_cache in cache]
             twins = k >= twins_from
             if twins:
                 # The twin lags one slot once its order has passed y's place (y is last in it); while the row
@@ -195,7 +195,9 @@ class DigitsModel(SourceMasks):
         if temperature == 0:
             return logits.argmax(dim=1)
         probs = (logits.float().cpu() / temperature).softmax(dim=1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1).to(logits.device)
+        # One draw per row by an exponential race, argmax p / E with E ~ Exp(1): torch.multinomial's own method for
+        # one sample (the same draws from the same generator) without its input checks, which cost as much again.
+        return (probs / torch.empty_like(probs).exponential_(generator=generator)).argmax(dim=1).to(logits.device)
 
     @torch.no_grad()
     def label_probs(self, image_tokens: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:

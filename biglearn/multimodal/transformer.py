@@ -13,7 +13,7 @@ from torch import nn
 
 from biglearn.multimodal.config import NUM_LABELS, DigitsModelConfig
 from biglearn.multimodal.objective import LABEL, attention_mask
-from biglearn.nn.vit import Block, init_weights, token_init_
+from biglearn.nn.vit import Block, init_weights, layer_norm, linear, token_init_
 
 
 class AnyOrderTransformer(nn.Module):
@@ -53,7 +53,7 @@ class AnyOrderTransformer(nn.Module):
 
     def logits(self, x: torch.Tensor, predicts: torch.Tensor) -> torch.Tensor:
         """Final norm and head; wrong-modality entries are -inf."""
-        return self.head(self.norm(x)).masked_fill(~self.allowed[predicts], float("-inf"))
+        return linear(self.head, layer_norm(self.norm, x)).masked_fill(~self.allowed[predicts], float("-inf"))
 
     def forward(self, tokens: torch.Tensor, order: torch.Tensor, num_source: torch.Tensor,
                 slots: int | None = None) -> torch.Tensor:
@@ -73,7 +73,7 @@ class AnyOrderTransformer(nn.Module):
 
     # ---- incremental sampling: each new slot attends cached keys and values instead of recomputing the past
     def prefill(self, tokens: torch.Tensor, order: torch.Tensor,
-                num_source: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+                num_source: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Slots 0..|S'| of every row -> (logits [B, V] of slot |S'|, i.e. of t_1; a key/value cache for `extend`).
 
         Rows with a shorter S' also compute a few target slots from placeholder tokens; `extend` overwrites each
@@ -83,8 +83,7 @@ class AnyOrderTransformer(nn.Module):
         n = int(num_source.max()) + 1
         slots = torch.arange(n, device=tokens.device).expand(b, n)
         x, predicts = self.embed(tokens, order, num_source, slots)
-        mask = torch.zeros(b, n, length, dtype=torch.bool, device=tokens.device)
-        mask[..., :n] = attention_mask(num_source, n)
+        mask = attention_mask(num_source, n)            # slots 0..n-1 see only each other
         cache = [block.attn.empty_cache(b, length, x) for block in self.blocks]
         for block, layer_cache in zip(self.blocks, cache):
             x = block.extend(x, slots, mask, layer_cache)
@@ -92,12 +91,15 @@ class AnyOrderTransformer(nn.Module):
         return self.logits(x[rows, num_source], predicts[rows, num_source]), cache
 
     def extend(self, tokens: torch.Tensor, order: torch.Tensor, num_source: torch.Tensor, slot: torch.Tensor,
-               cache: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+               cache: list[torch.Tensor]) -> torch.Tensor:
         """The next slot [B] of every row (slot > |S'|, its held token already filled in) -> its logits [B, V].
         It sees every earlier slot: the cache must hold them all (from prefill and earlier extends)."""
         at = slot[:, None]
         x, predicts = self.embed(tokens, order, num_source, at)
-        mask = torch.arange(tokens.shape[1], device=tokens.device)[None, None, :] <= at[..., None]  # [B, 1, L']
+        # [B, 1, V]: the cache up to the furthest row's slot; later entries are unwritten (or placeholders) anyway.
+        # Additive (0 / -inf), so the blocks do not each convert a boolean mask.
+        beyond = torch.arange(int(slot.max()) + 1, device=tokens.device)[None, None, :] > at[..., None]
+        mask = torch.zeros(beyond.shape, device=tokens.device).masked_fill_(beyond, float("-inf"))
         for block, layer_cache in zip(self.blocks, cache):
             x = block.extend(x, at, mask, layer_cache)
         return self.logits(x[:, 0], predicts[:, 0])

@@ -47,27 +47,24 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.proj(out.transpose(1, 2).reshape(b, -1, d))
 
-    def extend(self, x: torch.Tensor, at: torch.Tensor, mask: torch.Tensor,
-               cache: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def extend(self, x: torch.Tensor, at: torch.Tensor, mask: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
         """Attention for new rows x [B, Q, D] at indices at [B, Q] of a sequence whose keys and values are cached.
 
-        cache: (keys, values), each [B, heads, N, head_dim]; the new rows' keys and values are written into it (in
-        place) before they attend the cached rows that mask [B, Q, N] allows.
+        cache: keys and values in one tensor [2, B, heads, N, head_dim] (one write per step instead of two); the new
+        rows' keys and values are written into it (in place) before they attend the cached rows that mask [B, Q, V]
+        allows (boolean, True = attend, or additive). Only the first V <= N rows are read: a sampler passes the
+        prefix written so far, not all N.
         """
         b, count, d = x.shape
         head_dim = d // self.heads
-        q, k, v = self.qkv(x).reshape(b, count, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)
-        keys, values = cache
-        index = at[:, None, :, None].expand(-1, self.heads, -1, head_dim)
-        keys.scatter_(2, index, k)
-        values.scatter_(2, index, v)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask[:, None])
-        return self.proj(out.transpose(1, 2).reshape(b, count, d))
+        qkv = linear(self.qkv, x).view(b, count, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)  # [3, B, H, Q, hd]
+        cache.scatter_(3, at[None, :, None, :, None].expand(2, -1, self.heads, -1, head_dim), qkv[1:])
+        visible = cache[:, :, :, :mask.shape[-1]]
+        out = F.scaled_dot_product_attention(qkv[0], visible[0], visible[1], attn_mask=mask[:, None])
+        return linear(self.proj, out.transpose(1, 2).reshape(b, count, d))
 
-    def empty_cache(self, batch: int, length: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        head_dim = self.qkv.in_features // self.heads
-        shape = (batch, self.heads, length, head_dim)
-        return like.new_zeros(shape), like.new_zeros(shape)
+    def empty_cache(self, batch: int, length: int, like: torch.Tensor) -> torch.Tensor:
+        return like.new_zeros(2, batch, self.heads, length, self.qkv.in_features // self.heads)
 
 
 class Block(nn.Module):
@@ -103,13 +100,25 @@ class Block(nn.Module):
             normed = normed * (1 + scale2) + shift2
         return x + self.mlp(normed)
 
-    def extend(self, x: torch.Tensor, at: torch.Tensor, mask: torch.Tensor,
-               cache: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def extend(self, x: torch.Tensor, at: torch.Tensor, mask: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
         """Incremental decoding: forward() for the rows x [B, Q, dim] at indices at [B, Q], given a key/value
         cache of the other rows (see Attention.extend). Equal to those rows of forward() on the whole sequence
-        once the cache holds every row they may attend."""
-        x = x + self.attn.extend(self.norm1(x), at, mask, cache)
-        return x + self.mlp(self.norm2(x))
+        once the cache holds every row they may attend.
+
+        A sampler calls this once per token for a few rows, where each call's fixed cost outweighs its arithmetic:
+        the layers' functions are called on their parameters, without the modules' dispatch."""
+        x = x + self.attn.extend(layer_norm(self.norm1, x), at, mask, cache)
+        return x + linear(self.mlp[2], F.gelu(linear(self.mlp[0], layer_norm(self.norm2, x))))
+
+
+def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """layer(x) without the module call (see Block.extend)."""
+    return F.linear(x, layer.weight, layer.bias)
+
+
+def layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    """norm(x) without the module call (see Block.extend)."""
+    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
 
 
 def row_index(mask: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,8 @@ def images_tab_layout() -> dict:
 def wire_images_tab(demo: gr.Blocks, state: gr.State, c: dict, studio: Studio) -> None:
     """The tab's events, panel by panel in the page's order (the order of registration is visible to clients)."""
     events = ImagesTabEvents(state, c, studio)
-    demo.load(events.start, [state], events.outputs, api_visibility="private")
+    demo.load(events.start, [state], events.outputs, api_visibility="private").then(
+        events.redraw_brush, [state], events.outputs, api_visibility="private")
     wire_inputs(events, c, studio)
     wire_mask(events, c, studio)
     wire_samples(events, c, studio)
