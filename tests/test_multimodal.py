@@ -15,7 +15,7 @@ from biglearn.data import load_mnist
 from biglearn.multimodal.config import preset
 from biglearn.multimodal import model as model_module
 from biglearn.multimodal.model import DigitsModel
-from biglearn.multimodal.trainer import train, transformer_lr
+from biglearn.multimodal.trainer import shifted, tokenize_digits, train, transformer_lr
 from conftest import REPO
 
 SHIPPED = "digits-multimodal"
@@ -210,6 +210,28 @@ def test_training_cli_writes_every_artefact(tmp_path, mnist_npz):
     assert json.loads(dry.stdout)["model"]["dim"] == 256
 
 
+def test_shifted_moves_the_digit_and_fills_the_border_with_background():
+    image = torch.arange(1, 26, dtype=torch.uint8).view(1, 1, 5, 5)
+    moved = shifted(image, dx=1, dy=-2)
+    assert torch.equal(moved[0, 0, :3, 1:], image[0, 0, 2:, :4])
+    assert moved[0, 0, 3:].sum() == 0 and moved[0, 0, :, 0].sum() == 0
+    assert torch.equal(shifted(image, 0, 0), image)
+
+
+def test_stage_2_can_train_on_shifted_copies_of_every_digit(shipped, test_digits):
+    images, labels = test_digits[0][:3], test_digits[1][:3]
+    size = shipped.cfg.codebook_size
+    plain = tokenize_digits(shipped.tokenizer, images, labels, size)
+    augmented = tokenize_digits(shipped.tokenizer, images, labels, size, shift_pixels=1)
+    assert augmented.shape == (9 * 3, 50)
+    assert torch.equal(augmented[:3], plain)                                   # the unmoved digits first
+    assert torch.equal(augmented[:, 0], (labels.repeat(9) + size))             # every copy keeps its label
+    copies = {tuple(row.tolist()) for row in augmented[:, 1:]}
+    expected = {tuple(row.tolist()) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                for row in shipped.encode(shifted(images, dx, dy))}
+    assert copies == expected and len(copies) > 3 * 4                          # the moves change the codes
+
+
 def test_transformer_lr_warms_up_holds_and_cools_down():
     cfg = preset("demo")
     cfg.lr, cfg.kimg, cfg.warmup_kimg, cfg.cooldown_kimg = 1e-3, 100.0, 10.0, 20.0
@@ -289,6 +311,7 @@ def test_resume_alone_continues_with_the_run_settings_and_logs_each_tick_once(tm
 @pytest.mark.parametrize("flags,expected", [
     (["--set", "batch=0"], "batch must be >= 1"),
     (["--set", "classify_prob=2"], "classify_prob must lie in [0, 1]"),
+    (["--set", "shift_pixels=5"], "shift_pixels must lie in 0..3"),
     (["--set", "out="], "out (the run folder) must not be empty"),
     (["--set", "transformer_from=digits-multimodal"], "set tokenizer_from to the same checkpoint"),
     (["--device", "banana"], "unknown device"),

@@ -73,6 +73,10 @@ class DigitsTrainConfig:
     # Beyond the paper: start each image code's token embedding from the tokenizer's codebook vector for it (a fixed
     # random projection to `dim`, at the usual 0.02 scale), so codes that look alike start alike; off = N(0, 0.02).
     embed_from_codebook: bool = False
+    # Beyond the paper: stage 2 also trains on every training digit moved by up to this many pixels each way
+    # ((2s + 1)^2 copies, tokenised once). At 3,000 kimg the `wide` model classified 99.9% of training digits and
+    # 97.85% of test digits: a generalisation gap, which shifted copies are the classic remedy for on MNIST.
+    shift_pixels: int = 0
     label_source_prob: float = 0.5 # share of the other pairs with y in S' (label-conditioned); else y is a target
     source_beta: tuple[float, float] = (0.5, 2.0)   # |S' ∩ x| / 49 ~ Beta (mass near 0: joint generation)
     raster_prob: float = 0.25      # share of pairs whose image sources are an initial raster portion
@@ -108,6 +112,7 @@ class DigitsTrainConfig:
         check_values(self, ("classify_prob", "label_source_prob", "raster_prob"), lambda v: 0 <= v <= 1,
                      "must lie in [0, 1]")
         check_values(self, ("ema_decay",), lambda v: 0 <= v < 1, "must lie in [0, 1)")
+        check_values(self, ("shift_pixels",), lambda v: 0 <= v <= 3, "must lie in 0..3 (a digit spans 20 of 28 px)")
         check_values(self, ("source_beta",), lambda v: len(v) == 2 and min(v) > 0, "must be two positive Beta "
                      "parameters")
         if not self.out:

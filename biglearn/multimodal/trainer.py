@@ -204,7 +204,7 @@ def _train(cfg: DigitsTrainConfig, device: torch.device) -> Path:
                       flush=True)
             run.next_stage()
         run.tokenizer.eval()
-        tokens = _tokenize(run.tokenizer, images, labels, cfg.model.codebook_size)
+        tokens = tokenize_digits(run.tokenizer, images, labels, cfg.model.codebook_size, cfg.shift_pixels)
         _stage(run, cfg.kimg, cfg.batch, lambda: _transformer_step(run, tokens), reporter, start, sheet_digits,
                run_dir, stop)
     finally:
@@ -213,10 +213,24 @@ def _train(cfg: DigitsTrainConfig, device: torch.device) -> Path:
     return run_dir
 
 
-def _tokenize(tokenizer: VQTokenizer, images: torch.Tensor, labels: torch.Tensor, codebook_size: int) -> torch.Tensor:
-    """Every training digit as [y + K, code_1, ..., code_49]: the sequences of stage 2."""
-    codes = torch.cat([tokenizer.encode(images[i:i + 1000]).flatten(1) for i in range(0, len(images), 1000)])
-    return torch.cat([labels[:, None] + codebook_size, codes], dim=1)
+def tokenize_digits(tokenizer: VQTokenizer, images: torch.Tensor, labels: torch.Tensor, codebook_size: int,
+              shift_pixels: int = 0) -> torch.Tensor:
+    """Every training digit as [y + K, code_1, ..., code_49]: the sequences of stage 2. With shift_pixels s, every
+    digit moved by (dx, dy) for each dx, dy in -s..s, unmoved first: (2s + 1)^2 sequences per digit."""
+    moves = sorted(range(-shift_pixels, shift_pixels + 1), key=abs)
+    codes = [tokenizer.encode(shifted(images[i:i + 1000], dx, dy)).flatten(1)
+             for dy in moves for dx in moves for i in range(0, len(images), 1000)]
+    copies = len(moves) ** 2
+    return torch.cat([labels.repeat(copies)[:, None] + codebook_size, torch.cat(codes)], dim=1)
+
+
+def shifted(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """images [N, C, H, W] moved dx px right and dy px down; the uncovered border is 0 (MNIST's background)."""
+    out = torch.zeros_like(images)
+    h, w = images.shape[-2:]
+    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        images[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
 
 
 def _tokenizer_step(run: Run, images: torch.Tensor) -> dict[str, torch.Tensor]:
