@@ -214,7 +214,7 @@ def _train(cfg: DigitsTrainConfig, device: torch.device) -> Path:
 
 
 def tokenize_digits(tokenizer: VQTokenizer, images: torch.Tensor, labels: torch.Tensor, codebook_size: int,
-              shift_pixels: int = 0) -> torch.Tensor:
+                    shift_pixels: int = 0) -> torch.Tensor:
     """Every training digit as [y + K, code_1, ..., code_49]: the sequences of stage 2. With shift_pixels s, every
     digit moved by (dx, dy) for each dx, dy in -s..s, unmoved first: (2s + 1)^2 sequences per digit."""
     moves = sorted(range(-shift_pixels, shift_pixels + 1), key=abs)
