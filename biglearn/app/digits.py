@@ -33,7 +33,7 @@ MAX_COUNT = 32
 MAX_TEMPERATURE = 2.0
 DEFAULT_TEMPERATURE = 1.0   # the page's slider, a new session and an API call without one start here
 # Classifier-free guidance weight, default likewise: on the shipped model it lifts label-conditioned agreement at
-# temperature 1 from 0.87 to 0.99 (checkpoints/digits-multimodal/README.md) for twice the transformer's rows.
+# temperature 1 from 0.91 to 0.996 (checkpoints/digits-multimodal/README.md) for twice the transformer's rows.
 DEFAULT_GUIDANCE = 1.0
 
 
