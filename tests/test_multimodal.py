@@ -15,7 +15,8 @@ from biglearn.data import load_mnist
 from biglearn.multimodal.config import preset
 from biglearn.multimodal import model as model_module
 from biglearn.multimodal.model import DigitsModel
-from biglearn.multimodal.trainer import shifted, tokenize_digits, train, transformer_lr
+from biglearn.multimodal.objective import LABEL, sample_pairs
+from biglearn.multimodal.trainer import shifted, tokenize_digits, train, transformer_lr, unmoved_unless_classifying
 from conftest import REPO
 
 SHIPPED = "digits-multimodal"
@@ -232,6 +233,21 @@ def test_stage_2_can_train_on_shifted_copies_of_every_digit(shipped, test_digits
     assert copies == expected and len(copies) > 3 * 4                          # the moves change the codes
 
 
+def test_moved_copies_can_serve_only_the_classification_pairs():
+    cfg = preset("wide")
+    digits, copies, n = 1000, 9, cfg.model.num_image_tokens
+    torch.manual_seed(0)
+    rows = torch.randint(digits * copies, (4096,))
+    order, num_source = sample_pairs(len(rows), cfg)
+    kept = unmoved_unless_classifying(rows, order, num_source, digits)
+    classify = (order[:, -1] == LABEL) & (num_source == n)             # T' = {y}: S' = every image token
+    assert 0.2 < classify.float().mean() < 0.4
+    assert bool(((num_source == n) & ~classify).any())                  # y + 48 image tokens: the same size, generative
+    assert torch.equal(kept[classify], rows[classify])                  # any copy, moved ones included
+    assert bool((kept[~classify] < digits).all())                       # the generative pairs: unmoved digits
+    assert torch.equal(kept % digits, rows % digits)                    # always the digit that was drawn
+
+
 def test_transformer_lr_warms_up_holds_and_cools_down():
     cfg = preset("demo")
     cfg.lr, cfg.kimg, cfg.warmup_kimg, cfg.cooldown_kimg = 1e-3, 100.0, 10.0, 20.0
@@ -312,6 +328,7 @@ def test_resume_alone_continues_with_the_run_settings_and_logs_each_tick_once(tm
     (["--set", "batch=0"], "batch must be >= 1"),
     (["--set", "classify_prob=2"], "classify_prob must lie in [0, 1]"),
     (["--set", "shift_pixels=5"], "shift_pixels must lie in 0..3"),
+    (["--set", "shift_classify_only=true"], "shift_classify_only needs shift_pixels >= 1"),
     (["--set", "out="], "out (the run folder) must not be empty"),
     (["--set", "transformer_from=digits-multimodal"], "set tokenizer_from to the same checkpoint"),
     (["--device", "banana"], "unknown device"),

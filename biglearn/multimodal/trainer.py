@@ -205,8 +205,8 @@ def _train(cfg: DigitsTrainConfig, device: torch.device) -> Path:
             run.next_stage()
         run.tokenizer.eval()
         tokens = tokenize_digits(run.tokenizer, images, labels, cfg.model.codebook_size, cfg.shift_pixels)
-        _stage(run, cfg.kimg, cfg.batch, lambda: _transformer_step(run, tokens), reporter, start, sheet_digits,
-               run_dir, stop)
+        _stage(run, cfg.kimg, cfg.batch, lambda: _transformer_step(run, tokens, len(labels)), reporter, start,
+               sheet_digits, run_dir, stop)
     finally:
         stop.close()
         reporter.close()
@@ -250,10 +250,22 @@ def transformer_lr(cfg: DigitsTrainConfig, images_seen: int) -> float:
     return cfg.lr * scale
 
 
-def _transformer_step(run: Run, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+def unmoved_unless_classifying(rows: torch.Tensor, order: torch.Tensor, num_source: torch.Tensor,
+                               digits: int) -> torch.Tensor:
+    """Rows of tokenize_digits' table (copy after copy: row r is digit r % digits) -> the unmoved copy of the same
+    digit wherever the pair generates; classification pairs (T' = {y} alone, so S' = every image token) keep theirs.
+    (|S'| = 49 alone does not tell: y with 48 image tokens is a generative pair of the same size.)"""
+    classifying = (num_source == order.shape[1] - 1) & (order[:, -1] == LABEL)
+    return torch.where(classifying, rows, rows % digits)
+
+
+def _transformer_step(run: Run, tokens: torch.Tensor, digits: int) -> dict[str, torch.Tensor]:
     cfg = run.cfg
-    batch = tokens[torch.randint(len(tokens), (cfg.batch,), device=tokens.device)]
+    rows = torch.randint(len(tokens), (cfg.batch,), device=tokens.device)
     order, num_source = sample_pairs(cfg.batch, cfg, device=tokens.device)
+    if cfg.shift_classify_only:
+        rows = unmoved_unless_classifying(rows, order, num_source, digits)
+    batch = tokens[rows]
     for group in run.optimizer.param_groups:
         group["lr"] = transformer_lr(cfg, run.progress.images_seen + cfg.batch)
     loss, stats = eq19_loss(run.transformer, batch, order, num_source, cfg.label_weight)
