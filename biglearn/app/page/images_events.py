@@ -36,16 +36,6 @@ class ImagesTabEvents(TabEvents):
             updates = {**updates, **brush}
         return updates
 
-    def redraw_brush(self, box: SessionBox) -> dict:
-        """After the load event: the Brush tab, when it is open, gets its picture once more. Opened while the page
-        loads, its editor can still be mounting when the load event's picture arrives and then stays blank (seen
-        once in a browser test under load)."""
-        with box.lock:
-            if box.session is None or not box.session.brush_open:
-                return {self.state: box}
-            box.session, updates = self.studio.show_brush(box.session, True)
-            return self.show(box, updates)
-
     def problem(self, box: SessionBox, exc: Exception) -> dict:
         shown = super().problem(box, exc)
         if box.session is not None:  # the model radio back on the session's model

@@ -32,8 +32,9 @@ def images_tab_layout() -> dict:
 def wire_images_tab(demo: gr.Blocks, state: gr.State, c: dict, studio: Studio) -> None:
     """The tab's events, panel by panel in the page's order (the order of registration is visible to clients)."""
     events = ImagesTabEvents(state, c, studio)
-    demo.load(events.start, [state], events.outputs, api_visibility="private").then(
-        events.redraw_brush, [state], events.outputs, api_visibility="private")
+    # Progress on the grid and status only, as for every other event: an overlay left on the Brush editor, open
+    # while the page loads, was seen still "processing" two minutes on, its picture hidden (a browser test, CI load).
+    demo.load(events.start, [state], events.outputs, api_visibility="private", show_progress_on=events.progress_on)
     wire_inputs(events, c, studio)
     wire_mask(events, c, studio)
     wire_samples(events, c, studio)
